@@ -1,0 +1,31 @@
+# Two commands a new user needs: `make demo` and `make test`. Both create .venv if missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/prefcap demo --out runs/demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+
+# pytest exits 5 when it collected no test: treat that as a failure, not a silent green.
+test: lint
+	$(BIN)/python -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
+
+# Speed and memory figures; never part of `make test`.
+bench: $(STAMP)
+	$(BIN)/python bench/bench_synth.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

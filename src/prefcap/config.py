@@ -1,0 +1,48 @@
+"""Dataclass configs and `key=value` overrides from the command line (torchtune-style: explicit fields)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from typing import Any, TypeVar
+
+from prefcap.errors import PrefcapError
+
+ConfigT = TypeVar("ConfigT")
+
+
+def _convert(text: str, kind: Any, key: str) -> Any:
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        options = [k for k in typing.get_args(kind) if k is not type(None)]
+        if text.lower() in ("none", "null"):
+            return None
+        kind = options[0]
+    try:
+        if kind is bool:
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1", "yes")
+        if kind in (int, float, str):
+            return kind(text)
+        return json.loads(text)
+    except (ValueError, json.JSONDecodeError):
+        expected = getattr(kind, "__name__", kind)
+        raise PrefcapError(f"override {key}={text!r}: expected a value of type {expected}") from None
+
+
+def apply_overrides(config: ConfigT, overrides: list[str]) -> ConfigT:
+    """Return a copy of `config` with each `key=value` applied; unknown keys are an error, not a typo ignored."""
+    hints = typing.get_type_hints(type(config))
+    names = {f.name for f in dataclasses.fields(config)}
+    changes = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise PrefcapError(f"expected key=value, got {item!r}")
+        if key not in names:
+            raise PrefcapError(f"unknown config field {key!r}; fields are: {', '.join(sorted(names))}")
+        changes[key] = _convert(value, hints[key], key)
+    return dataclasses.replace(config, **changes)

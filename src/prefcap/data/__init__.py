@@ -1,0 +1,1 @@
+"""Data layer: records and manifests, audio I/O, dataset ingestion, the synthetic corpus."""

@@ -1,0 +1,1 @@
+"""The embedded default: procedural acoustic scenes, their caption grammar, and simulated annotators."""

@@ -1,0 +1,140 @@
+"""Constructed caption pairs and agreement statistics: how the simulated annotators are checked.
+
+`machine_like_caption` imitates what a weak captioner writes (events missed or invented, attributes and
+order wrong, stutters, sentences cut short); pairs of such captions are where annotators legitimately
+disagree. `single_fault_pair` is a reference against the same sentence with one clear fault, where any
+careful listener prefers the reference.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from prefcap.data.records import Clip
+from prefcap.data.synth import grammar
+from prefcap.data.synth.judge import (
+    EVALUATION_PANEL,
+    TRAINING_PANEL,
+    Panel,
+    SimulatedAnnotator,
+    build_panel,
+    scene_of,
+)
+from prefcap.data.synth.lexicon import CLASS_NAMES, CLASSES
+from prefcap.data.synth.scene import Scene
+
+Pair = tuple[Clip, str, str]
+
+
+def _absent_class(scene: Scene, rng: np.random.Generator) -> str:
+    absent = [c for c in CLASS_NAMES if c not in scene.classes]
+    return absent[int(rng.integers(len(absent)))]
+
+
+def _corrupt_spec(spec: grammar.CaptionSpec, scene: Scene, fault: str, rng: np.random.Generator):
+    index = int(rng.integers(len(spec.mentions)))
+    if fault == "drop" and len(spec.mentions) > 1:
+        return grammar.drop_mention(spec, index)
+    if fault == "swap":
+        return grammar.swap_mention(spec, index, _absent_class(scene, rng))
+    if fault == "add":
+        return grammar.add_mention(spec, _absent_class(scene, rng), rng)
+    if fault == "attribute":
+        attribute = CLASSES[spec.mentions[index].cls].attributes
+        return grammar.flip_attribute(spec, index, attribute[int(rng.integers(len(attribute)))])
+    if fault == "order" and len(spec.steps) > 1:
+        return grammar.reverse_order(spec)
+    return spec
+
+
+_SPEC_FAULTS = ("drop", "swap", "add", "attribute", "order")
+_TEXT_FAULTS: dict[str, Callable[[str, np.random.Generator], str]] = {
+    "repeat": grammar.repeat_phrase,
+    "truncate": grammar.truncate,
+}
+
+
+def machine_like_caption(scene: Scene, rng: np.random.Generator, max_faults: int = 2) -> str:
+    """A caption with 0..max_faults random faults and few stated attributes, like a weak captioner's."""
+    spec = grammar.spec_from_scene(scene, rng, attribute_prob=float(rng.uniform(0.0, 0.4)))
+    faults = rng.choice(_SPEC_FAULTS + tuple(_TEXT_FAULTS), size=int(rng.integers(0, max_faults + 1)))
+    for fault in (f for f in faults if f in _SPEC_FAULTS):
+        spec = _corrupt_spec(spec, scene, str(fault), rng)
+    text = grammar.render(spec, int(rng.integers(2**31)))
+    for fault in (f for f in faults if f in _TEXT_FAULTS):
+        text = _TEXT_FAULTS[str(fault)](text, rng)
+    return text
+
+
+def machine_like_pairs(clips: Sequence[Clip], rng: np.random.Generator, n: int) -> list[Pair]:
+    """n pairs of two different machine-like captions of the same clip."""
+    pairs: list[Pair] = []
+    while len(pairs) < n:
+        clip = clips[int(rng.integers(len(clips)))]
+        scene = scene_of(clip)
+        a, b = machine_like_caption(scene, rng), machine_like_caption(scene, rng)
+        if a != b:
+            pairs.append((clip, a, b))
+    return pairs
+
+
+SINGLE_FAULTS = ("swap", "drop", "repeat")
+
+
+def single_fault_pair(clip: Clip, fault: str, rng: np.random.Generator) -> tuple[str, str]:
+    """(reference, the same sentence with one fault): an event swapped for a wrong one, an event dropped,
+    or a phrase repeated. Only scenes with at least two events can lose one."""
+    scene = scene_of(clip)
+    spec = grammar.spec_from_scene(scene, rng)
+    seed = int(rng.integers(2**31))
+    reference = grammar.render(spec, seed)
+    index = int(rng.integers(len(spec.mentions)))
+    if fault == "swap":
+        return reference, grammar.render(grammar.swap_mention(spec, index, _absent_class(scene, rng)), seed)
+    if fault == "drop":
+        if len(spec.mentions) < 2:
+            raise ValueError("dropping an event needs a scene with at least two events")
+        return reference, grammar.render(grammar.drop_mention(spec, index), seed)
+    if fault == "repeat":
+        return reference, grammar.repeat_phrase(reference, rng)
+    raise ValueError(f"unknown fault {fault!r}; expected one of {SINGLE_FAULTS}")
+
+
+def win_rate(annotators: Sequence[SimulatedAnnotator], pairs: Sequence[Pair]) -> float:
+    """Share of (annotator, pair) judgments that prefer caption a (ties count as not winning)."""
+    verdicts = [annotator.prefer(clip, a, b) for clip, a, b in pairs for annotator in annotators]
+    return sum(v == "a" for v in verdicts) / len(verdicts)
+
+
+def pairwise_agreement(annotators: Sequence[SimulatedAnnotator], pairs: Sequence[Pair]) -> float:
+    """Mean over annotator pairs of the share of items both label the same (a, b or tie)."""
+    labels = [[annotator.prefer(clip, a, b) for clip, a, b in pairs] for annotator in annotators]
+    rates = [np.mean([x == y for x, y in zip(p, q, strict=True)]) for p, q in itertools.combinations(labels, 2)]
+    return float(np.mean(rates))
+
+
+def panel_agreement(first: Panel, second: Panel, pairs: Sequence[Pair]) -> float:
+    """Share of items on which the two panels' majority verdicts are the same."""
+    return float(np.mean([first.majority(*pair) == second.majority(*pair) for pair in pairs]))
+
+
+def annotator_report(clips: Sequence[Clip], seed: int = 0, n_pairs: int = 600) -> dict:
+    """The annotator checks in one place: reference-vs-fault win rates, agreement within each panel on
+    machine-like pairs, and agreement between the training and the evaluation panel."""
+    rng = np.random.default_rng(seed)
+    panels = {spec.name: build_panel(spec, seed) for spec in (TRAINING_PANEL, EVALUATION_PANEL)}
+    report: dict = {"clips": len(clips), "machine_like_pairs": n_pairs, "reference_win_rate": {}}
+    multi_event = [c for c in clips if len(scene_of(c).events) > 1]
+    for fault in SINGLE_FAULTS:
+        pool = multi_event if fault == "drop" else clips
+        pairs = [(clip, *single_fault_pair(clip, fault, rng)) for clip in pool]
+        report["reference_win_rate"][fault] = {name: win_rate(p.annotators, pairs) for name, p in panels.items()}
+    machine_pairs = machine_like_pairs(clips, rng, n_pairs)
+    report["within_panel_agreement"] = {
+        name: pairwise_agreement(p.annotators, machine_pairs) for name, p in panels.items()
+    }
+    report["between_panel_agreement"] = panel_agreement(panels["train"], panels["eval"], machine_pairs)
+    return report

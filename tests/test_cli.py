@@ -1,0 +1,77 @@
+"""The command line as a user meets it: the issue's commands, clean one-line errors, the demo."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import soundfile as sf
+
+from prefcap.cli import main
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "prefcap.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd)
+
+
+def test_synth_command_writes_200_clips_reproducibly(tmp_path):
+    for name in ("a", "b"):
+        assert main(["synth", "--out", str(tmp_path / name), "--n", "200", "--domain", "target", "--seed", "3"]) == 0
+    assert len(list((tmp_path / "a" / "audio").glob("*.wav"))) == 200
+    captions = [json.loads(line) for line in (tmp_path / "a" / "captions.jsonl").read_text().splitlines()]
+    assert len(captions) == 1000
+    for manifest in ("clips.jsonl", "captions.jsonl"):
+        assert (tmp_path / "a" / manifest).read_bytes() == (tmp_path / "b" / manifest).read_bytes()
+
+
+def test_ingest_command_skips_and_lists_bad_files(tmp_path, capsys):
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    t = np.arange(1600) / 16000
+    for k in range(3):
+        sf.write(folder / f"good{k}.wav", 0.3 * np.sin(2 * np.pi * 440 * (k + 1) * t), 16000)
+    (folder / "corrupt.wav").write_bytes(b"RIFF\x00\x00garbage" * 10)
+    (folder / "empty.wav").write_bytes(b"")
+    nan = np.full(1600, 0.1, dtype=np.float32)
+    nan[10] = np.nan
+    sf.write(folder / "nan.wav", nan, 16000, subtype="FLOAT")
+
+    assert main(["ingest", str(folder), "--out", str(tmp_path / "out")]) == 0
+    clips = (tmp_path / "out" / "clips.jsonl").read_text().splitlines()
+    assert len(clips) == 3
+    rejected = {json.loads(line)["path"].rsplit("/", 1)[-1]: json.loads(line)["reason"]
+                for line in (tmp_path / "out" / "rejected.jsonl").read_text().splitlines()}
+    assert rejected == {"corrupt.wav": "unreadable", "empty.wav": "empty", "nan.wav": "non_finite"}
+    assert "rejected 3 unusable" in capsys.readouterr().out
+
+
+def test_unusable_arguments_give_one_line_and_no_traceback(tmp_path):
+    cases = [
+        ("synth",),  # --out missing
+        ("synth", "--out", tmp_path / "x", "--n", "0"),
+        ("synth", "--out", tmp_path / "x", "--domain", "mars"),
+        ("synth", "--out", tmp_path / "x", "seed=abc"),
+        ("ingest", tmp_path / "does-not-exist", "--out", tmp_path / "y"),
+        ("frobnicate",),
+    ]
+    for args in cases:
+        result = run_cli(*args)
+        assert result.returncode == 2, args
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("prefcap: error:"), args
+
+
+def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
+    out = tmp_path / "demo"
+    result = run_cli("demo", "--size", "tiny", "--out", out, "--seed", "1")
+    assert result.returncode == 0, result.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["schema"] == 1 and results["seed"] == 1
+    assert {"git_sha", "date", "machine", "versions", "config"} <= set(results["provenance"])
+    assert results["resources"]["peak_rss_mb"] > 0 and results["timings_s"]["synth_target"] > 0
+    assert "agreement within panel" in result.stdout
+
+    again = run_cli("demo", "--size", "tiny", "--out", out, "--seed", "1")
+    assert again.returncode == 0
+    assert json.loads((out / "results.json").read_text())["timings_s"]["synth_target"] == 0.0

@@ -1,0 +1,95 @@
+"""Simulated annotators: the stand-in for people must behave like careful, imperfect listeners."""
+
+import numpy as np
+import pytest
+
+from prefcap.data.records import Clip
+from prefcap.data.synth import agreement
+from prefcap.data.synth.judge import (
+    EVALUATION_PANEL,
+    TRAINING_PANEL,
+    SimulatedAnnotator,
+    Weights,
+    build_panel,
+    caption_quality,
+    majority,
+    scene_of,
+)
+from prefcap.errors import PrefcapError
+
+
+@pytest.fixture(scope="module")
+def report(target_clips):
+    return agreement.annotator_report(target_clips, seed=3, n_pairs=600)
+
+
+@pytest.mark.parametrize("fault", agreement.SINGLE_FAULTS)
+@pytest.mark.parametrize("panel", ["train", "eval"])
+def test_reference_beats_a_single_fault_95_percent(report, fault, panel):
+    assert report["reference_win_rate"][fault][panel] >= 0.95
+
+
+@pytest.mark.parametrize("panel", ["train", "eval"])
+def test_annotators_agree_like_people_on_machine_like_pairs(report, panel):
+    assert 0.70 <= report["within_panel_agreement"][panel] <= 0.90
+
+
+def test_the_two_panels_are_built_differently_and_agreement_is_measured(report):
+    assert TRAINING_PANEL.noise != EVALUATION_PANEL.noise
+    assert TRAINING_PANEL.weights != EVALUATION_PANEL.weights
+    assert TRAINING_PANEL.tie_threshold != EVALUATION_PANEL.tie_threshold
+    assert TRAINING_PANEL.tolerance != EVALUATION_PANEL.tolerance
+    assert 0.6 <= report["between_panel_agreement"] < 1.0
+
+
+def test_annotators_within_a_panel_differ():
+    panel = build_panel(TRAINING_PANEL, seed=0)
+    assert len({a.weights for a in panel.annotators}) == len(panel.annotators)
+    assert len({a.temperature for a in panel.annotators}) == len(panel.annotators)
+
+
+def test_same_question_same_answer_and_ties_happen(target_clips):
+    annotator = build_panel(TRAINING_PANEL, seed=0).annotators[0]
+    clip = target_clips[0]
+    a, b = "A siren wails.", "A bell rings."
+    assert {annotator.prefer(clip, a, b) for _ in range(5)} == {annotator.prefer(clip, a, b)}
+    # paraphrases: often a tie, otherwise a coin flip rather than a systematic preference
+    rng = np.random.default_rng(0)
+    verdicts = []
+    for clip in target_clips[:100]:
+        scene = scene_of(clip)
+        spec = agreement.grammar.spec_from_scene(scene, rng, attribute_prob=0.0)
+        verdicts.append(annotator.prefer(clip, agreement.grammar.render(spec, 1), agreement.grammar.render(spec, 2)))
+    assert verdicts.count("tie") > 20
+    assert abs(verdicts.count("a") - verdicts.count("b")) < 20
+
+
+def test_quality_orders_obvious_cases(target_clips):
+    scene = scene_of(next(c for c in target_clips if len(scene_of(c).events) == 1))
+    event = scene.events[0]
+    noun = {"siren": "siren", "bell": "bell"}.get(event.cls, event.cls)
+    right = f"A {noun} can be heard."
+    wrong_event = "A dog barks." if event.cls != "drum" else "A siren wails."
+    assert caption_quality(right, scene) > caption_quality(wrong_event, scene)
+    assert caption_quality(right, scene) > caption_quality(f"A {noun} can be heard, followed by", scene)
+
+
+def test_noise_makes_close_calls_uncertain(target_clips):
+    """A hot annotator flips some verdicts a cold one gives consistently."""
+    cold = SimulatedAnnotator("cold", Weights(), temperature=0.01, tie_threshold=0.0)
+    hot = SimulatedAnnotator("hot", Weights(), temperature=3.0, tie_threshold=0.0)
+    pairs = agreement.machine_like_pairs(target_clips, np.random.default_rng(1), 200)
+    cold_vs_hot = np.mean([cold.prefer(*p) == hot.prefer(*p) for p in pairs])
+    assert 0.5 < cold_vs_hot < 0.85
+
+
+def test_majority_is_the_sign_of_the_vote_sum():
+    assert majority(["a", "a", "b"]) == "a"
+    assert majority(["a", "b", "tie"]) == "tie"
+    assert majority(["tie", "tie", "b"]) == "b"
+
+
+def test_clip_without_scene_is_a_clear_error():
+    annotator = build_panel(TRAINING_PANEL).annotators[0]
+    with pytest.raises(PrefcapError, match="metadata\\['scene'\\]"):
+        annotator.prefer(Clip(id="real-clip"), "a dog barks", "a cat meows")

@@ -1,0 +1,89 @@
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from prefcap.config import apply_overrides
+from prefcap.data.records import Caption, Clip, Judgment, read_clips, read_jsonl, write_clips, write_jsonl
+from prefcap.errors import ManifestError, PrefcapError
+from prefcap.io import atomic_write
+
+
+def test_clip_manifest_round_trip_keeps_paths_portable(tmp_path):
+    audio = tmp_path / "run" / "audio" / "x.wav"
+    audio.parent.mkdir(parents=True)
+    audio.write_bytes(b"")
+    clips = [Clip(id="x", audio_path=str(audio), duration=4.5, sample_rate=16000, split="test", domain="target",
+                  metadata={"scene": {"k": 1}}),
+             Clip(id="text-only", split="all")]
+    write_clips(tmp_path / "run" / "clips.jsonl", clips)
+    stored = json.loads((tmp_path / "run" / "clips.jsonl").read_text().splitlines()[0])
+    assert stored["audio_path"] == "audio/x.wav"
+    moved = tmp_path / "moved"
+    (tmp_path / "run").rename(moved)
+    read = read_clips(moved / "clips.jsonl")
+    assert read[0].audio_path == str(moved / "audio" / "x.wav") and read[0].metadata == {"scene": {"k": 1}}
+    assert read[1].audio_path is None and read[1].duration is None
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('{"clip_id": "c", "text": "   ", "source": "reference"}', "blank"),
+        ('{"clip_id": "c", "text": "a dog"}', "source"),
+        ('{"clip_id": "c", "text": "a dog", "source": "x", "extra": 1}', "extra"),
+        ("{not json", "invalid"),
+    ],
+)
+def test_a_malformed_line_is_reported_with_file_and_line(tmp_path, line, problem):
+    path = tmp_path / "captions.jsonl"
+    good = '{"clip_id": "c", "text": "a dog barks", "source": "reference"}'
+    path.write_text(f"{good}\n\n{line}\n")
+    with pytest.raises(ManifestError, match=rf"captions.jsonl:3: .*{problem}"):
+        read_jsonl(path, Caption)
+
+
+def test_judgment_validation_and_round_trip(tmp_path):
+    judgment = Judgment(clip_id="c", caption_a="x", caption_b="y", choice="tie", annotator="ann")
+    write_jsonl(tmp_path / "j.jsonl", [judgment])
+    assert read_jsonl(tmp_path / "j.jsonl", Judgment) == [judgment]
+    with pytest.raises(ValueError):
+        Judgment(clip_id="c", caption_a="x", caption_b="y", choice="both", annotator="ann")
+    with pytest.raises(ValueError):
+        Clip(id="c", duration=-1)
+
+
+def test_missing_manifest_is_named(tmp_path):
+    with pytest.raises(ManifestError, match="nope.jsonl: no such manifest"):
+        read_clips(tmp_path / "nope.jsonl")
+
+
+def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path):
+    target = tmp_path / "out.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_write(target) as handle:
+        handle.write("half")
+        raise RuntimeError("crash")
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+@dataclass(frozen=True)
+class _Config:
+    n: int = 1
+    rate: float = 0.5
+    name: str = "x"
+    flag: bool = False
+    limit: int | None = None
+
+
+def test_overrides_are_typed_and_unknown_keys_refused():
+    config = apply_overrides(_Config(), ["n=3", "rate=1e-3", "name=abc", "flag=true", "limit=none"])
+    assert config == _Config(n=3, rate=1e-3, name="abc", flag=True, limit=None)
+    assert apply_overrides(_Config(), ["limit=7"]).limit == 7
+    with pytest.raises(PrefcapError, match="unknown config field 'nn'"):
+        apply_overrides(_Config(), ["nn=3"])
+    with pytest.raises(PrefcapError, match="n='three'"):
+        apply_overrides(_Config(), ["n=three"])
+    with pytest.raises(PrefcapError, match="key=value"):
+        apply_overrides(_Config(), ["n"])
