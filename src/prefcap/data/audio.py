@@ -71,7 +71,7 @@ def load_audio(
         data = np.concatenate(list(_checked_blocks(audio, path, block_frames=audio.frames)))
     mono = data.mean(axis=1, dtype=np.float32)
     if target_sr is not None and target_sr != sample_rate:
-        mono = soxr.resample(mono, sample_rate, target_sr).astype(np.float32, copy=False)
+        mono = resample(mono, sample_rate, target_sr)
     return mono
 
 
@@ -134,6 +134,13 @@ def _checked_blocks(audio: sf.SoundFile, path: Path, *, block_frames: int) -> It
         raise UnreadableAudioError(path, f"decoding failed: {detail}") from None
     if peak < SILENCE_PEAK:
         raise SilentAudioError(path, "all samples zero" if peak == 0 else f"peak {peak:.1e}")
+
+
+def resample(x: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
+    """Band-limited resampling (soxr, high quality); float32 mono out. A no-op when the rates match."""
+    if sr == target_sr:
+        return np.asarray(x, dtype=np.float32)
+    return soxr.resample(np.asarray(x, dtype=np.float32), sr, target_sr).astype(np.float32, copy=False)
 
 
 def pad_or_trim(x: np.ndarray, n_samples: int) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""Captioners: anything that writes captions for audio and can score its own token sequences."""

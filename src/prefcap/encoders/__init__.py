@@ -1,0 +1,1 @@
+"""Audio–text encoders (CLAP): the frozen embedding space the reward model works in."""
