@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth = commands.add_parser("synth", help="generate the synthetic scene corpus (audio + 5 references/clip)")
     synth.add_argument("--out", required=True, type=Path, help="output folder")
     synth.add_argument("--n", type=int, default=200, help="number of clips")
-    synth.add_argument("--domain", choices=("source", "target"), default="target")
+    synth.add_argument("--domain", choices=("source", "target", "general"), default="target")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--sample-rate", type=int, choices=(16_000, 48_000), default=16_000)
     synth.add_argument("--splits", help="split fractions, e.g. train=0.8,val=0.1,test=0.1")

@@ -24,8 +24,10 @@ DEFAULT_SPLITS: dict[str, dict[str, float]] = {
     # source trains the baseline; target is split as the demo uses it (see DESIGN.md).
     "source": {"train": 0.8, "val": 0.1, "test": 0.1},
     "target": {"prefs": 0.35, "rl": 0.35, "val": 0.1, "test": 0.2},
+    "general": {"train": 0.9, "val": 0.1},
 }
-_DOMAIN_STREAM = {"source": 1, "target": 2}
+_DOMAIN_STREAM = {"source": 1, "target": 2, "general": 3}
+_PREFIX = {"source": "src", "target": "tgt", "general": "gen"}
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ def synthesize(out_dir: str | Path, config: SynthConfig, progress: bool = True) 
     splits = assign_splits(
         config.n, config.splits or DEFAULT_SPLITS[config.domain], np.random.default_rng([config.seed, stream])
     )
-    prefix = {"source": "src", "target": "tgt"}[config.domain]
+    prefix = _PREFIX[config.domain]
     clips, captions = [], []
     for k in tqdm(range(config.n), desc=f"synth {config.domain}", unit="clip", disable=not progress):
         rng = np.random.default_rng([config.seed, stream, k])

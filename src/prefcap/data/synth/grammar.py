@@ -8,6 +8,7 @@ attribute) leaves the rest of the sentence word for word the same.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -238,3 +239,14 @@ def truncate(text: str, rng: np.random.Generator) -> str:
     if not cuts:
         return " ".join(words[:-1] + ["and"])
     return " ".join(words[: cuts[int(rng.integers(len(cuts)))] + 1])
+
+
+def keyword_caption(classes: Sequence[str]) -> str:
+    """Class labels as a caption ("the sound of a siren and rain"): LAION-CLAP's keyword-to-caption
+    augmentation, which teaches a contrastive text tower what a single event name means."""
+    nouns = []
+    for cls in classes:
+        noun = CLASSES[cls].nouns[0]
+        nouns.append(f"a {noun.text}" if noun.number == "singular" else noun.text)
+    listed = nouns[0] if len(nouns) == 1 else ", ".join(nouns[:-1]) + f" and {nouns[-1]}"
+    return f"the sound of {listed}"

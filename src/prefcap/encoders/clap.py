@@ -1,0 +1,113 @@
+"""CLAP through transformers: the pretrained LAION `ClapModel` checkpoints and the small offline CLAP alike.
+
+Embeddings must be deterministic, so the processor's random crop (`rand_trunc`) must never fire: audio
+is cut into fixed, non-overlapping windows of the model's input length (the last one padded by the
+extractor's deterministic `repeatpad`), each window is embedded, and a clip's embedding is the
+normalised mean over its windows. The extractor does not resample (a wrong rate passes silently), so
+resampling to its rate happens here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import AutoFeatureExtractor, AutoModel, AutoTokenizer, PreTrainedModel
+
+from prefcap.data.audio import chunk, resample
+from prefcap.encoders import offline_clap  # noqa: F401  (registers the offline CLAP with AutoModel)
+from prefcap.encoders.base import AudioTextEncoder
+
+DEFAULT_CLAP = "laion/clap-htsat-unfused"
+
+
+def _pooled(output) -> torch.Tensor:
+    """transformers 5 returns an output object (pooler_output); 4.x returned the projected tensor."""
+    return output.pooler_output if hasattr(output, "pooler_output") else output
+
+
+class ClapEncoder(AudioTextEncoder):
+    def __init__(self, model: PreTrainedModel, feature_extractor, tokenizer, name: str, device: str | None = None,
+                 batch_size: int = 32, max_text_tokens: int = 64):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device).eval()
+        self.feature_extractor = feature_extractor
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.max_text_tokens = max_text_tokens
+        self.sample_rate = int(feature_extractor.sampling_rate)
+        self.window = int(feature_extractor.nb_max_samples)
+        self.dim = int(model.config.projection_dim)
+        self.truncation = "fusion" if model.config.audio_config.enable_fusion else "rand_trunc"
+        preprocessing = json.dumps(
+            {"extractor": feature_extractor.to_dict(), "window": self.window, "projection": self.dim}, sort_keys=True,
+            default=str,
+        )
+        weights = hashlib.sha256(preprocessing.encode())
+        self.id = f"clap-{name.strip('/').replace('/', '--')}-{weights.hexdigest()[:10]}"
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path = DEFAULT_CLAP, device: str | None = None,
+                        **kwargs) -> ClapEncoder:
+        """A hub id (e.g. laion/clap-htsat-unfused) or a local folder saved by `save`/`encoder-train`."""
+        source = str(name_or_path)
+        model = AutoModel.from_pretrained(source)
+        name = source
+        if Path(source).is_dir():  # identify a local model by its weights, not by where it lies
+            weights = next(Path(source).glob("*.safetensors"), None)
+            digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12] if weights else "unsaved"
+            name = f"local-{digest}"
+        return cls(model, AutoFeatureExtractor.from_pretrained(source), AutoTokenizer.from_pretrained(source), name,
+                   device=device, **kwargs)
+
+    def save(self, path: str | Path) -> None:
+        self.model.save_pretrained(path)
+        self.feature_extractor.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+
+    def audio_features(self, waveforms: Sequence[np.ndarray], sr: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input_features for every window, index of the clip each window belongs to)."""
+        windows, owners = [], []
+        for index, waveform in enumerate(waveforms):
+            for window in chunk(resample(waveform, sr, self.sample_rate), self.window):
+                windows.append(window)
+                owners.append(index)
+        features = self.feature_extractor(
+            windows, sampling_rate=self.sample_rate, return_tensors="pt", padding="repeatpad",
+            truncation=self.truncation,
+        )["input_features"]
+        return features, torch.tensor(owners)
+
+    def embed_features(self, features: torch.Tensor, owners: torch.Tensor, n_clips: int) -> torch.Tensor:
+        """Mean of the window embeddings of each clip, normalised. Keeps gradients (used in training)."""
+        window_embeddings = F.normalize(_pooled(self.model.get_audio_features(input_features=features)), dim=-1)
+        sums = torch.zeros(n_clips, window_embeddings.shape[1], device=window_embeddings.device)
+        sums = sums.index_add(0, owners.to(window_embeddings.device), window_embeddings)
+        return F.normalize(sums, dim=-1)
+
+    @torch.no_grad()
+    def embed_audio(self, waveforms: Sequence[np.ndarray], sr: int) -> torch.Tensor:
+        rows = []
+        for start in range(0, len(waveforms), self.batch_size):
+            batch = waveforms[start : start + self.batch_size]
+            features, owners = self.audio_features(batch, sr)
+            rows.append(self.embed_features(features.to(self.device), owners, len(batch)).cpu())
+        return torch.cat(rows) if rows else torch.zeros(0, self.dim)
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        tokens = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_text_tokens,
+                                return_tensors="pt")
+        return {"input_ids": tokens["input_ids"], "attention_mask": tokens["attention_mask"]}
+
+    @torch.no_grad()
+    def embed_text(self, texts: Sequence[str]) -> torch.Tensor:
+        rows = []
+        for start in range(0, len(texts), self.batch_size):
+            tokens = {k: v.to(self.device) for k, v in self.tokenize(texts[start : start + self.batch_size]).items()}
+            rows.append(F.normalize(_pooled(self.model.get_text_features(**tokens)), dim=-1).cpu())
+        return torch.cat(rows) if rows else torch.zeros(0, self.dim)

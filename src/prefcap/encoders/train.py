@@ -1,0 +1,145 @@
+"""`prefcap encoder-train`: the small offline CLAP, trained here from scratch.
+
+The model is `OfflineClapModel` (see its module for why not a tiny `ClapModel`): same interface, same
+`ClapFeatureExtractor` input, same `ClapEncoder` at use. 16 kHz input, 20 ms hops, one 5 s window per
+clip; the loss is the symmetric contrastive (InfoNCE) loss with a learnable temperature.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+from transformers import ClapFeatureExtractor, get_cosine_schedule_with_warmup
+
+from prefcap.data.audio import load_audio
+from prefcap.data.records import Caption, Clip
+from prefcap.data.synth.grammar import keyword_caption
+from prefcap.data.synth.scene import Scene
+from prefcap.encoders.clap import ClapEncoder
+from prefcap.encoders.offline_clap import OfflineClapConfig, OfflineClapModel
+from prefcap.errors import PrefcapError
+from prefcap.tokenizer import train_tokenizer
+
+
+@dataclass(frozen=True)
+class EncoderTrainConfig:
+    epochs: int = 20
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.05
+    seed: int = 0
+    sample_rate: int = 16_000
+    window_seconds: float = 5.0
+    hop_length: int = 320  # 20 ms frames: 251 frames per 5 s window
+    n_mels: int = 64
+    audio_channels: tuple[int, ...] = (128, 256, 256, 256)
+    text_hidden: int = 128
+    text_layers: int = 2
+    vocab_size: int = 1000
+    max_text_tokens: int = 64
+    projection_dim: int = 512  # LAION CLAP's
+    keyword_prob: float = 0.5  # share of synthetic clips paired with a label caption instead of a reference
+
+
+def build_clap(config: EncoderTrainConfig, vocab_size: int) -> tuple[OfflineClapModel, ClapFeatureExtractor]:
+    extractor = ClapFeatureExtractor(
+        feature_size=config.n_mels, sampling_rate=config.sample_rate, hop_length=config.hop_length,
+        max_length_s=config.window_seconds, fft_window_size=4 * config.hop_length, frequency_min=50,
+        frequency_max=config.sample_rate // 2, padding="repeatpad", truncation="rand_trunc",
+    )
+    model = OfflineClapModel(OfflineClapConfig(
+        vocab_size=vocab_size, n_mels=config.n_mels, audio_channels=config.audio_channels,
+        text_hidden=config.text_hidden, text_layers=config.text_layers, max_text_tokens=config.max_text_tokens,
+        projection_dim=config.projection_dim,
+    ))
+    return model, extractor
+
+
+def _training_text(clip: Clip, references: list[str], keyword_prob: float,
+                   rng: np.random.Generator) -> tuple[str, frozenset[str] | None]:
+    """A random reference, or for synthetic clips sometimes a random subset of their labels as a caption.
+
+    Returns the text and, for label captions, the classes it names (for the multi-positive loss)."""
+    if "scene" in clip.metadata and rng.random() < keyword_prob:
+        classes = sorted(Scene.from_dict(clip.metadata["scene"]).classes)
+        named = list(rng.permutation(classes)[: rng.integers(1, len(classes) + 1)])
+        return keyword_caption(named), frozenset(named)
+    return references[rng.integers(len(references))], None
+
+
+def positives(batch_classes: Sequence[frozenset[str] | None], texts: Sequence[frozenset[str] | None]) -> torch.Tensor:
+    """[texts, clips] 1 where the text is true of the clip: itself, or a label caption naming only classes the
+    clip has. Without it, other clips with a siren would be pushed away from "the sound of a siren"."""
+    mask = torch.eye(len(texts))
+    for i, named in enumerate(texts):
+        if named is None:
+            continue
+        for j, present in enumerate(batch_classes):
+            if present is not None and named <= present:
+                mask[i, j] = 1.0
+    return mask
+
+
+def train_encoder(clips: Sequence[Clip], captions: Sequence[Caption], out_dir: str | Path,
+                  config: EncoderTrainConfig = EncoderTrainConfig(), progress: bool = True) -> ClapEncoder:
+    """Train on (clip, one of its references) pairs; a new reference is drawn for each clip every epoch."""
+    references: dict[str, list[str]] = {}
+    for caption in captions:
+        references.setdefault(caption.clip_id, []).append(caption.text)
+    clips = [c for c in clips if c.id in references and c.audio_path]
+    if len(clips) < config.batch_size:
+        raise PrefcapError(f"encoder training needs at least {config.batch_size} captioned clips, got {len(clips)}")
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+
+    tokenizer = train_tokenizer((t for texts in references.values() for t in texts), config.vocab_size)
+    model, extractor = build_clap(config, len(tokenizer))
+    encoder = ClapEncoder(model, extractor, tokenizer, "offline", device="cpu", max_text_tokens=config.max_text_tokens)
+    features, owners = encoder.audio_features(
+        [load_audio(c.audio_path, config.sample_rate) for c in clips], config.sample_rate
+    )
+    if len(owners) != len(clips):
+        raise PrefcapError(f"training clips must be at most {config.window_seconds} s long (one window each)")
+
+    clip_classes = [Scene.from_dict(c.metadata["scene"]).classes if "scene" in c.metadata else None for c in clips]
+    steps_per_epoch = len(clips) // config.batch_size
+    total_steps = steps_per_epoch * config.epochs
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    schedule = get_cosine_schedule_with_warmup(optimizer, math.ceil(config.warmup_ratio * total_steps), total_steps)
+    model.train()
+    start, losses = time.perf_counter(), []
+    bar = tqdm(total=total_steps, desc="encoder-train", unit="step", disable=not progress)
+    for _ in range(config.epochs):
+        order = rng.permutation(len(clips))
+        for step in range(steps_per_epoch):
+            batch = order[step * config.batch_size : (step + 1) * config.batch_size]
+            texts, named = zip(*(_training_text(clips[i], references[clips[i].id], config.keyword_prob, rng)
+                                 for i in batch), strict=True)
+            output = model(**encoder.tokenize(texts), input_features=features[batch], return_loss=True,
+                           positive_mask=positives([clip_classes[i] for i in batch], named))
+            optimizer.zero_grad(set_to_none=True)
+            output.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            losses.append(output.loss.item())
+            bar.update()
+            bar.set_postfix(loss=f"{np.mean(losses[-steps_per_epoch:]):.3f}")
+    bar.close()
+    model.eval()
+
+    out_dir = Path(out_dir)
+    encoder.save(out_dir)
+    metrics = {"train_loss_last_epoch": float(np.mean(losses[-steps_per_epoch:])), "steps": total_steps,
+               "clips": len(clips), "seconds": time.perf_counter() - start, "config": asdict(config)}
+    (out_dir / "train_metrics.json").write_text(json.dumps(metrics, indent=2))
+    return ClapEncoder.from_pretrained(out_dir, device="cpu")

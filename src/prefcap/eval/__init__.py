@@ -1,0 +1,1 @@
+"""Caption evaluation: reference-based metrics (BLEU … SPIDEr, SBERT similarity) and diversity statistics."""

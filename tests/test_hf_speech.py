@@ -1,0 +1,259 @@
+"""The hf-speech-seq2seq backend on a tiny random Whisper with a tokenizer trained here (nothing downloaded)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import (
+    GenerationConfig,
+    PreTrainedTokenizerFast,
+    Speech2TextConfig,
+    Speech2TextFeatureExtractor,
+    Speech2TextForConditionalGeneration,
+    WhisperConfig,
+    WhisperFeatureExtractor,
+    WhisperForConditionalGeneration,
+)
+
+from prefcap.captioners.base import Decoding
+from prefcap.captioners.hf_speech import META_FILE, SpeechSeq2SeqCaptioner, default_start_ids
+from prefcap.data.audio import resample
+
+PROMPT = "clotho > caption: "
+SPECIALS = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>"]
+EOS, SOT, NO_TIMESTAMPS = 0, 1, 4
+SR = 16000
+EOS_BIAS = 3.0
+SENTENCES = [
+    "clotho > caption: a dog barks while cars pass by",
+    "audiocaps > caption: rain falls on a metal roof",
+    "a man speaks and a door closes",
+    "birds chirp in the distance as wind blows",
+    "water runs from a tap into a sink",
+]
+
+
+def _tokenizer() -> PreTrainedTokenizerFast:
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=SPECIALS, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator(SENTENCES, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=SPECIALS[EOS], pad_token=SPECIALS[EOS],
+                                   bos_token=SPECIALS[EOS], additional_special_tokens=SPECIALS[1:])
+
+
+def _model(vocab_size: int) -> WhisperForConditionalGeneration:
+    config = WhisperConfig(
+        vocab_size=vocab_size, d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=80,
+        max_source_positions=100, max_target_positions=64, decoder_start_token_id=SOT, eos_token_id=EOS,
+        pad_token_id=EOS, bos_token_id=EOS, init_std=0.2,
+    )
+    torch.manual_seed(0)
+    model = WhisperForConditionalGeneration(config).eval()
+    # Built explicitly: one derived from the model config is saved with `_from_model_config`, and loading such a
+    # file drops the Whisper-specific fields (no_timestamps_token_id).
+    model.generation_config = GenerationConfig(decoder_start_token_id=SOT, eos_token_id=EOS, pad_token_id=EOS,
+                                               bos_token_id=EOS, no_timestamps_token_id=NO_TIMESTAMPS)
+    with torch.no_grad():
+        # Give EOS (the padding row, zero at init) a unit embedding, tied to the output layer, and push the final
+        # hidden state toward it, so that sampled captions often end within a few tokens.
+        direction = torch.randn(config.d_model)
+        model.model.decoder.embed_tokens.weight[EOS] = direction / direction.norm()
+        model.model.decoder.layer_norm.bias += EOS_BIAS * direction / direction.norm()
+    return model
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and threads spinning on a busy machine slow these tests threefold."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory):
+    path = tmp_path_factory.mktemp("whisper-tiny")
+    tokenizer = _tokenizer()
+    _model(len(tokenizer)).save_pretrained(path)
+    WhisperFeatureExtractor(chunk_length=2).save_pretrained(path)  # 200 frames = 2 * max_source_positions
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def captioner(folder) -> SpeechSeq2SeqCaptioner:
+    return SpeechSeq2SeqCaptioner.from_pretrained(folder, prompt=PROMPT, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def waves() -> list[np.ndarray]:
+    noise = 0.5 * np.random.default_rng(0).standard_normal(SR)
+    tone = 0.3 * np.sin(2 * np.pi * 300 * np.arange(3 * SR // 2) / SR)
+    return [noise.astype(np.float32), tone.astype(np.float32)]
+
+
+def sample(temperature: float = 1.0) -> Decoding:
+    return Decoding(mode="sample", temperature=temperature, max_new_tokens=12)
+
+
+def test_prefix_is_start_tokens_then_prompt(captioner):
+    prompt_ids = captioner.tokenizer(PROMPT, add_special_tokens=False).input_ids
+    assert captioner.start_ids == [SOT, NO_TIMESTAMPS]
+    assert captioner.prefix.tolist() == [[SOT, NO_TIMESTAMPS, *prompt_ids]]
+    assert captioner.sample_rate == SR
+
+
+@pytest.mark.parametrize("temperature", [0.7, 1.0])
+def test_sampled_log_probs_equal_sequence_log_probs(captioner, waves, temperature):
+    torch.manual_seed(1)
+    gen = captioner.generate(waves, SR, n=3, decoding=sample(temperature))
+    rows, length = gen.token_ids.shape
+    assert rows == 6 and length <= 12 and [len(t) for t in gen.texts] == [3, 3]
+    ended = ~gen.truncated
+    assert ended.any() and (gen.mask == 0).any(), "the EOS bias should end some captions early"
+    assert not any(PROMPT.strip() in text for texts in gen.texts for text in texts)
+    assert torch.all(gen.log_probs[gen.mask == 0] == 0)
+    eos_steps = gen.mask.sum(dim=1).long() - 1
+    assert torch.all(gen.token_ids[ended, eos_steps[ended]] == EOS)
+    assert torch.all(gen.log_probs[ended, eos_steps[ended]] < 0)
+    scored = captioner.sequence_log_probs(waves, SR, gen.token_ids, gen.mask, temperature)
+    torch.testing.assert_close(gen.log_probs, scored.detach(), atol=1e-4, rtol=0)
+    # Clip-major rows: clip 0's three captions score the same against clip 0 alone.
+    torch.testing.assert_close(captioner.sequence_log_probs(waves[:1], SR, gen.token_ids[:3], gen.mask[:3],
+                                                            temperature).detach(), gen.log_probs[:3], atol=1e-4,
+                               rtol=0)
+
+
+def test_greedy_is_deterministic_clip_major_and_consistent(captioner, waves):
+    gen = captioner.generate(waves, SR, n=2)
+    again = captioner.generate(waves, SR, n=2)
+    single = captioner.generate(waves[1:], SR)
+    assert gen.texts == again.texts and torch.equal(gen.token_ids, again.token_ids)
+    assert gen.texts[0] != gen.texts[1], "the two clips should caption differently"
+    assert gen.texts[1] == [single.texts[0][0]] * 2
+    assert torch.equal(gen.token_ids[2][gen.mask[2].bool()], single.token_ids[0][single.mask[0].bool()])
+    assert torch.equal(gen.token_ids[0], gen.token_ids[1])
+    scored = captioner.sequence_log_probs(waves, SR, gen.token_ids, gen.mask)
+    torch.testing.assert_close(gen.log_probs, scored.detach(), atol=1e-4, rtol=0)
+
+
+def test_beam_returns_n_distinct_best_beams(captioner, waves):
+    gen = captioner.generate(waves, SR, n=3, decoding=Decoding(mode="beam", num_beams=4, max_new_tokens=8))
+    assert gen.token_ids.shape[0] == 6
+    for clip in range(2):
+        clip_rows = slice(3 * clip, 3 * clip + 3)
+        rows = {tuple(row[mask.bool()].tolist())
+                for row, mask in zip(gen.token_ids[clip_rows], gen.mask[clip_rows], strict=True)}
+        assert len(rows) == 3
+    scored = captioner.sequence_log_probs(waves, SR, gen.token_ids, gen.mask)
+    torch.testing.assert_close(gen.log_probs, scored.detach(), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="num_beams"):
+        captioner.generate(waves, SR, n=5, decoding=Decoding(mode="beam", num_beams=4))
+
+
+def test_sequence_log_probs_has_gradients_and_k_rows_per_clip(captioner, waves):
+    torch.manual_seed(2)
+    gen = captioner.generate(waves, SR, n=2, decoding=sample())
+    captioner.model.zero_grad()
+    log_probs = captioner.sequence_log_probs(waves, SR, gen.token_ids, gen.mask)
+    assert log_probs.requires_grad
+    (-log_probs.sum()).backward()
+    encoder_grad = captioner.model.model.encoder.conv1.weight.grad
+    decoder_grad = captioner.model.model.decoder.layers[0].fc1.weight.grad
+    assert encoder_grad is not None and encoder_grad.abs().sum() > 0
+    assert decoder_grad is not None and decoder_grad.abs().sum() > 0
+    captioner.model.zero_grad()
+    repeated = [waves[0], waves[0], waves[1], waves[1]]
+    one_per_clip = captioner.sequence_log_probs(repeated, SR, gen.token_ids, gen.mask)
+    torch.testing.assert_close(log_probs, one_per_clip, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="clips"):
+        captioner.sequence_log_probs(waves, SR, gen.token_ids[:3], gen.mask[:3])
+
+
+def test_save_load_round_trip(captioner, waves, tmp_path):
+    captioner.save(tmp_path)
+    meta = json.loads((tmp_path / META_FILE).read_text())
+    assert meta == {"backend": "hf-speech-seq2seq", "prompt": PROMPT, "start_ids": [SOT, NO_TIMESTAMPS]}
+    loaded = SpeechSeq2SeqCaptioner.load(tmp_path, device="cpu")
+    before, after = captioner.generate(waves, SR), loaded.generate(waves, SR)
+    assert before.texts == after.texts and torch.equal(before.token_ids, after.token_ids)
+
+
+def test_other_sample_rates_are_resampled(captioner):
+    def tones(sr: int) -> np.ndarray:
+        t = np.arange(int(1.5 * sr)) / sr
+        return (0.3 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 1250 * t)).astype(np.float32)
+
+    native = captioner.generate([tones(SR)], SR, decoding=Decoding(max_new_tokens=8))
+    for sr in (44100, 8000):
+        other = captioner.sequence_log_probs([tones(sr)], sr, native.token_ids, native.mask)
+        torch.testing.assert_close(other.detach(), native.log_probs, atol=2e-2, rtol=0)
+    unresampled = captioner.sequence_log_probs([tones(44100)], SR, native.token_ids, native.mask)
+    assert (unresampled.detach() - native.log_probs).abs().max() > 0.1
+    resampled = captioner.generate([resample(tones(44100), 44100, SR)], SR, decoding=Decoding(max_new_tokens=8))
+    assert torch.equal(captioner.generate([tones(44100)], 44100, decoding=Decoding(max_new_tokens=8)).token_ids,
+                       resampled.token_ids)
+
+
+def test_model_generation_config_does_not_steer_decoding(captioner, waves):
+    plain = captioner.generate(waves, SR)
+    saved = captioner.model.generation_config
+    steered = GenerationConfig.from_dict(saved.to_dict())
+    steered.suppress_tokens = list(range(1, len(captioner.tokenizer)))
+    steered.no_repeat_ngram_size = 1
+    steered.top_k = 1
+    captioner.model.generation_config = steered
+    try:
+        assert torch.equal(captioner.generate(waves, SR).token_ids, plain.token_ids)
+        assert captioner.model.generation_config is steered
+    finally:
+        captioner.model.generation_config = saved
+
+
+def test_default_start_ids():
+    whisper = WhisperConfig(decoder_start_token_id=SOT)
+    languages = dict(lang_to_id={"<|en|>": 2, "<|de|>": 7}, task_to_id={"transcribe": 3, "translate": 8},
+                     no_timestamps_token_id=NO_TIMESTAMPS)
+    assert default_start_ids(whisper, GenerationConfig(decoder_start_token_id=SOT)) == [SOT]
+    assert default_start_ids(whisper, GenerationConfig(decoder_start_token_id=SOT, language="german",
+                                                       **languages)) == [SOT, 7, 3, NO_TIMESTAMPS]
+    assert default_start_ids(whisper, GenerationConfig(decoder_start_token_id=SOT, language="<|en|>",
+                                                       task="translate", **languages)) == [SOT, 2, 8, NO_TIMESTAMPS]
+    # The legacy forced ids, with the language left to detection: omitted, no audio-dependent prefix.
+    legacy = GenerationConfig(decoder_start_token_id=SOT, forced_decoder_ids=[[1, None], [2, 3]], **languages)
+    assert default_start_ids(whisper, legacy) == [SOT, 3, NO_TIMESTAMPS]
+    with pytest.raises(ValueError, match="lang_to_id"):
+        default_start_ids(whisper, GenerationConfig(decoder_start_token_id=SOT, language="fr", **languages))
+    assert default_start_ids(Speech2TextConfig(decoder_start_token_id=2), GenerationConfig()) == [2]
+
+
+def test_generic_seq2seq_model_pads_the_batch_and_masks_the_encoder():
+    """Speech2Text: features padded to the longest clip, with an attention mask that must follow the k rows."""
+    rng = np.random.default_rng(1)  # noise: its extractor's per-utterance normalisation divides a pure tone by 0
+    waves = [(0.3 * rng.standard_normal(n)).astype(np.float32) for n in (SR // 2, SR)]
+    tokenizer = _tokenizer()
+    config = Speech2TextConfig(
+        vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, input_feat_per_channel=80,
+        conv_channels=32, max_source_positions=200, max_target_positions=64, decoder_start_token_id=SOT,
+        eos_token_id=EOS, pad_token_id=EOS, bos_token_id=EOS,
+    )
+    torch.manual_seed(0)
+    model = Speech2TextForConditionalGeneration(config).eval()
+    captioner = SpeechSeq2SeqCaptioner(model, Speech2TextFeatureExtractor(feature_size=80, num_mel_bins=80),
+                                       tokenizer, prompt=PROMPT)
+    assert captioner.start_ids == [SOT]
+    torch.manual_seed(3)
+    gen = captioner.generate(waves, SR, n=2, decoding=sample(0.7))
+    assert "attention_mask" in captioner._features(waves, SR)
+    scored = captioner.sequence_log_probs(waves, SR, gen.token_ids, gen.mask, 0.7)
+    torch.testing.assert_close(gen.log_probs, scored.detach(), atol=1e-4, rtol=0)
+    scored.sum().backward()
+    assert model.model.encoder.conv.conv_layers[0].weight.grad.abs().sum() > 0
