@@ -42,6 +42,50 @@ def _ingest(args: argparse.Namespace) -> None:
     )
 
 
+def _encoder_train(args: argparse.Namespace) -> None:
+    from prefcap.data.records import read_captions, read_clips
+    from prefcap.encoders.train import EncoderTrainConfig, train_encoder
+
+    config = apply_overrides(EncoderTrainConfig(), args.overrides)
+    clips = [c for c in read_clips(args.data / "clips.jsonl") if c.split == args.split]
+    captions = read_captions(args.data / "captions.jsonl")
+    train_encoder(clips, captions, args.out, config)
+    print(f"saved the offline CLAP to {args.out} (trained on {len(clips)} '{args.split}' clips)")
+
+
+def _score(args: argparse.Namespace) -> None:
+    import json
+
+    from prefcap.data.records import read_captions
+    from prefcap.eval.metrics import compute_metrics
+
+    candidates: dict[str, str] = {}
+    for caption in read_captions(args.captions):
+        if args.system is None or caption.source == args.system:
+            candidates.setdefault(caption.clip_id, caption.text)  # the first caption of a clip is scored
+    references: dict[str, list[str]] = {}
+    for caption in read_captions(args.references):
+        if caption.source == "reference":
+            references.setdefault(caption.clip_id, []).append(caption.text)
+    if not candidates:
+        raise PrefcapError(f"{args.captions}: no captions" + (f" from system {args.system!r}" if args.system else ""))
+    unreferenced = sorted(set(candidates) - set(references))
+    if unreferenced:
+        raise PrefcapError(f"{len(unreferenced)} captioned clips have no references in {args.references}, "
+                           f"e.g. {unreferenced[0]!r}")
+    try:
+        scores = compute_metrics(candidates, references, sbert_model=None if args.no_sbert else "default")
+    except ValueError as error:
+        raise PrefcapError(str(error)) from None
+    for name, value in scores.items():
+        print(f"{name:<24}{'unavailable' if value is None else format(value, '.4f')}")
+    if args.json:
+        from prefcap.io import atomic_write
+
+        with atomic_write(args.json) as handle:
+            json.dump({"clips": len(candidates), **scores}, handle, indent=2)
+
+
 def _demo(args: argparse.Namespace) -> None:
     from prefcap.demo import DemoConfig, run_demo, summary_table
 
@@ -74,6 +118,21 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--kind", choices=KINDS, default="auto")
     ingest.add_argument("--max-seconds", type=float, default=600.0, help="reject longer files")
     ingest.set_defaults(run=_ingest)
+
+    encoder_train = commands.add_parser("encoder-train", help="train the small offline CLAP on a corpus")
+    encoder_train.add_argument("--data", required=True, type=Path, help="folder with clips.jsonl and captions.jsonl")
+    encoder_train.add_argument("--split", default="train", help="which split of the corpus to train on")
+    encoder_train.add_argument("--out", required=True, type=Path, help="output folder (Hugging Face format)")
+    encoder_train.add_argument("overrides", nargs="*", metavar="key=value")
+    encoder_train.set_defaults(run=_encoder_train)
+
+    score = commands.add_parser("score", help="caption metrics (BLEU, METEOR, ROUGE-L, CIDEr-D, SPICE, SBERT, ...)")
+    score.add_argument("captions", type=Path, help="captions.jsonl of the system to score")
+    score.add_argument("--references", required=True, type=Path, help="captions.jsonl holding the references")
+    score.add_argument("--system", help="score only captions whose source is this system")
+    score.add_argument("--no-sbert", action="store_true", help="skip the SBERT similarity")
+    score.add_argument("--json", type=Path, help="also write the scores here")
+    score.set_defaults(run=_score)
 
     demo = commands.add_parser("demo", help="run the whole method on the embedded default")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"))

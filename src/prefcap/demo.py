@@ -1,8 +1,8 @@
 """`prefcap demo`: the method end to end on the embedded default, each stage cached in the run folder.
 
-So far: the synthetic corpus (source and target domains) and the checks of the simulated annotators
-that stand in for people. Later stages (encoders, captioners, preferences, reward, RL, evaluation) plug
-in here as they land.
+So far: the synthetic corpus (general, source and target domains), the checks of the simulated
+annotators that stand in for people, and the offline CLAP (trained on `general`, evaluated on
+target). Later stages (captioners, preferences, reward, RL, evaluation) plug in here as they land.
 """
 
 from __future__ import annotations
@@ -12,17 +12,26 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from prefcap.data.records import read_clips
+from prefcap.data.records import read_captions, read_clips
 from prefcap.data.synth.agreement import annotator_report
 from prefcap.data.synth.corpus import SynthConfig, synthesize
+from prefcap.encoders.cache import EmbeddingCache
+from prefcap.encoders.clap import ClapEncoder
+from prefcap.encoders.evaluate import text_to_audio_recall, zero_shot_event_map
+from prefcap.encoders.train import EncoderTrainConfig, train_encoder
 from prefcap.errors import PrefcapError
 from prefcap.io import atomic_write
 from prefcap.provenance import peak_rss_mb, provenance
 from prefcap.stages import run_stage
 
 SIZES = {
-    "tiny": {"source_clips": 120, "target_clips": 120, "annotator_pairs": 200},
-    "demo": {"source_clips": 2000, "target_clips": 1500, "annotator_pairs": 1000},
+    "tiny": {"general_clips": 96, "source_clips": 120, "target_clips": 120, "annotator_pairs": 200},
+    "demo": {"general_clips": 2000, "source_clips": 2000, "target_clips": 1500, "annotator_pairs": 1000},
+}
+ENCODER_CONFIGS = {
+    "tiny": EncoderTrainConfig(epochs=2, batch_size=16, audio_channels=(16, 16, 16, 16), text_hidden=32,
+                               text_layers=1, projection_dim=64, vocab_size=400),
+    "demo": EncoderTrainConfig(),
 }
 
 
@@ -41,7 +50,7 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
     timings: dict[str, float] = {}
     start = time.perf_counter()
 
-    for domain in ("source", "target"):
+    for domain in ("general", "source", "target"):
         synth = SynthConfig(n=sizes[f"{domain}_clips"], domain=domain, seed=config.seed,
                             sample_rate=config.sample_rate)
         _, timings[f"synth_{domain}"] = run_stage(
@@ -49,6 +58,27 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
         )
 
     target_clips = out / "data" / "target" / "clips.jsonl"
+    general = out / "data" / "general"
+    encoder_config = ENCODER_CONFIGS[config.size]
+
+    def train_offline_clap(tmp: Path) -> None:
+        clips = [c for c in read_clips(general / "clips.jsonl") if c.split == "train"]
+        train_encoder(clips, read_captions(general / "captions.jsonl"), tmp, encoder_config, progress)
+
+    _, timings["encoder_train"] = run_stage(out / "encoder", asdict(encoder_config), train_offline_clap,
+                                            inputs=[general / "clips.jsonl", general / "captions.jsonl"])
+
+    def evaluate_encoder(tmp: Path) -> None:
+        encoder = ClapEncoder.from_pretrained(out / "encoder", device="cpu")
+        test = [c for c in read_clips(target_clips) if c.split == "test"]
+        references = {c.clip_id: c.text for c in reversed(read_captions(target_clips.with_name("captions.jsonl")))}
+        audio = EmbeddingCache(out / "cache", encoder).embed_clips(test, progress=progress)
+        metrics = {"clips": len(test), "zero_shot_event_map": zero_shot_event_map(encoder, test, audio),
+                   "text_to_audio": text_to_audio_recall(audio, encoder.embed_text([references[c.id] for c in test]))}
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+
+    _, timings["encoder_eval"] = run_stage(out / "encoder_eval", {"clips": "target-test"}, evaluate_encoder,
+                                           inputs=[out / "encoder", target_clips])
 
     def check_annotators(tmp: Path) -> None:
         report = annotator_report(read_clips(target_clips), config.seed, sizes["annotator_pairs"])
@@ -65,6 +95,7 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
         "seed": config.seed,
         "provenance": provenance({**asdict(config), **sizes}),
         "annotators": json.loads((out / "annotators" / "report.json").read_text()),
+        "encoder": json.loads((out / "encoder_eval" / "metrics.json").read_text()),
         "resources": {"peak_rss_mb": peak_rss_mb()},
         "timings_s": timings,
     }
@@ -82,6 +113,11 @@ def summary_table(results: dict) -> str:
     agreement = report["within_panel_agreement"]
     lines.append(f"{'agreement within panel (machine pairs)':<40}{agreement['train']:>12.3f}{agreement['eval']:>12.3f}")
     lines.append(f"{'agreement between panels (majority)':<40}{report['between_panel_agreement']:>12.3f}")
+    encoder = results["encoder"]
+    recall = encoder["text_to_audio"]
+    lines.append(f"offline CLAP on {encoder['clips']} target test clips: zero-shot event mAP "
+                 f"{encoder['zero_shot_event_map']['map']:.3f}, text-to-audio R@1 {recall['r@1']:.3f}, "
+                 f"R@10 {recall['r@10']:.3f}")
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in results["timings_s"].items())
     lines.append(f"timings: {timings}; peak RSS {results['resources']['peak_rss_mb']:.0f} MB")
     return "\n".join(lines)

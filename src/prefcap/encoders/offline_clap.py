@@ -49,6 +49,11 @@ class _ConvBlock(nn.Sequential):
                          nn.MaxPool1d(2))
 
 
+def _multi_positive_nll(logits: torch.Tensor, is_positive: torch.Tensor) -> torch.Tensor:
+    """Mean over rows of -log(softmax mass on the row's positives)."""
+    return (torch.logsumexp(logits, 1) - torch.logsumexp(logits.masked_fill(~is_positive, -1e4), 1)).mean()
+
+
 class OfflineClapModel(PreTrainedModel):
     config_class = OfflineClapConfig
     main_input_name = "input_features"
@@ -99,11 +104,9 @@ class OfflineClapModel(PreTrainedModel):
             if positive_mask is None:
                 positive_mask = torch.eye(len(text), device=text.device)
             positive = positive_mask.to(text.device).bool()
-
-            def multi_positive_nll(logits: torch.Tensor, is_positive: torch.Tensor) -> torch.Tensor:
-                return (torch.logsumexp(logits, 1) - torch.logsumexp(logits.masked_fill(~is_positive, -1e4), 1)).mean()
-
-            loss = (multi_positive_nll(logits_per_text, positive) + multi_positive_nll(logits_per_text.T, positive.T)) / 2
+            text_to_audio = _multi_positive_nll(logits_per_text, positive)
+            audio_to_text = _multi_positive_nll(logits_per_text.T, positive.T)
+            loss = (text_to_audio + audio_to_text) / 2
         return ModelOutput(loss=loss, logits_per_text=logits_per_text, text_embeds=text, audio_embeds=audio)
 
 
