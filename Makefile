@@ -26,6 +26,7 @@ test: lint
 # Speed and memory figures; never part of `make test`.
 bench: $(STAMP)
 	$(BIN)/python bench/bench_synth.py
+	$(BIN)/python bench/bench_cache.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -75,3 +75,19 @@ def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
     again = run_cli("demo", "--size", "tiny", "--out", out, "--seed", "1")
     assert again.returncode == 0
     assert json.loads((out / "results.json").read_text())["timings_s"]["synth_target"] == 0.0
+
+
+def test_score_command_reports_metrics(tmp_path):
+    references = tmp_path / "refs.jsonl"
+    system = tmp_path / "system.jsonl"
+    references.write_text("\n".join(json.dumps({"clip_id": f"c{k}", "text": text, "source": "reference"})
+                                    for k, text in enumerate(["a siren wails loudly", "rain falls on a roof"])) + "\n")
+    system.write_text("\n".join(json.dumps({"clip_id": f"c{k}", "text": text, "source": "baseline"})
+                                for k, text in enumerate(["a siren wails loudly", "a bell rings"])) + "\n")
+    out = tmp_path / "scores.json"
+    result = run_cli("score", system, "--references", references, "--no-sbert", "--json", out)
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(out.read_text())
+    assert scores["clips"] == 2 and 0 < scores["bleu_1"] < 1 and scores["spice"] is None
+    missing = run_cli("score", system, "--references", references, "--system", "nobody")
+    assert missing.returncode == 2 and "no captions from system 'nobody'" in missing.stderr

@@ -17,8 +17,8 @@ from transformers import (
     WhisperForConditionalGeneration,
 )
 
-from prefcap.captioners.base import Decoding
-from prefcap.captioners.hf_speech import META_FILE, SpeechSeq2SeqCaptioner, default_start_ids
+from prefcap.captioners.base import META_FILE, Decoding
+from prefcap.captioners.hf_speech import SpeechSeq2SeqCaptioner, default_start_ids
 from prefcap.data.audio import resample
 
 PROMPT = "clotho > caption: "
@@ -257,3 +257,19 @@ def test_generic_seq2seq_model_pads_the_batch_and_masks_the_encoder():
     torch.testing.assert_close(gen.log_probs, scored.detach(), atol=1e-4, rtol=0)
     scored.sum().backward()
     assert model.model.encoder.conv.conv_layers[0].weight.grad.abs().sum() > 0
+
+
+def test_teacher_forced_loss_is_the_mean_token_nll(captioner, waves):
+    """The sft loss scores exactly the completions `generate` produces, after the prefix."""
+    gen = captioner.generate(waves, SR, decoding=Decoding(max_new_tokens=8))
+    texts = [texts[0] for texts in gen.texts]
+    ended = ~gen.truncated
+    assert ended.any()
+    rows = captioner.tokenizer(texts, add_special_tokens=False).input_ids
+    assert all(row + [EOS] == gen.token_ids[i][gen.mask[i].bool()].tolist()
+               for i, row in enumerate(rows) if ended[i]), "texts re-tokenize to the generated tokens"
+    with torch.no_grad():
+        log_probs = captioner.sequence_log_probs(waves, SR, gen.token_ids, gen.mask)
+        loss = captioner.teacher_forced_loss([w for w, e in zip(waves, ended, strict=True) if e], SR,
+                                             [t for t, e in zip(texts, ended, strict=True) if e])
+    torch.testing.assert_close(loss, -log_probs[ended].sum() / gen.mask[ended].sum(), atol=1e-5, rtol=0)

@@ -30,6 +30,7 @@ def test_clip_manifest_round_trip_keeps_paths_portable(tmp_path):
     ("line", "problem"),
     [
         ('{"clip_id": "c", "text": "   ", "source": "reference"}', "blank"),
+        ('{"clip_id": "c", "text": "a", "source": ""}', "source"),
         ('{"clip_id": "c", "text": "a dog"}', "source"),
         ('{"clip_id": "c", "text": "a dog", "source": "x", "extra": 1}', "extra"),
         ("{not json", "invalid"),
@@ -51,6 +52,7 @@ def test_judgment_validation_and_round_trip(tmp_path):
         Judgment(clip_id="c", caption_a="x", caption_b="y", choice="both", annotator="ann")
     with pytest.raises(ValueError):
         Clip(id="c", duration=-1)
+    assert Caption(clip_id="c", text="", source="baseline").text == ""  # a system may write nothing
 
 
 def test_missing_manifest_is_named(tmp_path):

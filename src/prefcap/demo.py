@@ -12,14 +12,22 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from prefcap.data.records import read_captions, read_clips
-from prefcap.data.synth.agreement import annotator_report
+import numpy as np
+
+from prefcap.captioners.base import Decoding
+from prefcap.captioners.load import load_captioner
+from prefcap.captioners.sft import SFTConfig, new_captioner, train_captioner
+from prefcap.data.audio import load_audio
+from prefcap.data.records import Caption, Clip, read_captions, read_clips, write_jsonl
+from prefcap.data.synth.agreement import annotator_report, pairwise_agreement
 from prefcap.data.synth.corpus import SynthConfig, synthesize
+from prefcap.data.synth.judge import EVALUATION_PANEL, TRAINING_PANEL, build_panel
 from prefcap.encoders.cache import EmbeddingCache
 from prefcap.encoders.clap import ClapEncoder
 from prefcap.encoders.evaluate import text_to_audio_recall, zero_shot_event_map
 from prefcap.encoders.train import EncoderTrainConfig, train_encoder
 from prefcap.errors import PrefcapError
+from prefcap.eval.metrics import compute_metrics
 from prefcap.io import atomic_write
 from prefcap.provenance import peak_rss_mb, provenance
 from prefcap.stages import run_stage
@@ -32,6 +40,12 @@ ENCODER_CONFIGS = {
     "tiny": EncoderTrainConfig(epochs=2, batch_size=16, audio_channels=(16, 16, 16, 16), text_hidden=32,
                                text_layers=1, projection_dim=64, vocab_size=400),
     "demo": EncoderTrainConfig(),
+}
+# (captioner size overrides, SFT config) per demo size
+BASELINE = {
+    "tiny": ({"d_model": 32, "encoder_layers": 1, "decoder_layers": 1, "encoder_ffn_dim": 64, "decoder_ffn_dim": 64},
+             SFTConfig(num_train_epochs=2, batch_size=16, eval_every=5)),
+    "demo": ({}, SFTConfig(num_train_epochs=4)),
 }
 
 
@@ -88,6 +102,27 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
         out / "annotators", {"seed": config.seed, "pairs": sizes["annotator_pairs"]}, check_annotators,
         inputs=[target_clips],
     )
+    source = out / "data" / "source"
+    captioner_size, sft_config = BASELINE[config.size]
+
+    def train_baseline(tmp: Path) -> None:
+        clips, captions = read_clips(source / "clips.jsonl"), read_captions(source / "captions.jsonl")
+        train = [c for c in clips if c.split == "train"]
+        train_ids = {c.id for c in train}
+        captioner = new_captioner((c.text for c in captions if c.clip_id in train_ids), seed=config.seed,
+                                  **captioner_size)
+        train_captioner(captioner, train, captions, [c for c in clips if c.split == "val"], captions, tmp,
+                        sft_config, progress)
+
+    _, timings["baseline_train"] = run_stage(
+        out / "captioner-baseline", {"size": captioner_size, "sft": asdict(sft_config), "seed": config.seed},
+        train_baseline, inputs=[source / "clips.jsonl", source / "captions.jsonl"],
+    )
+    _, timings["baseline_eval"] = run_stage(
+        out / "baseline_eval", {"seed": config.seed},
+        lambda tmp: evaluate_baseline(out, tmp, config.seed, progress),
+        inputs=[out / "captioner-baseline", source / "clips.jsonl", target_clips],
+    )
     timings["total"] = time.perf_counter() - start
 
     results = {
@@ -96,12 +131,57 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
         "provenance": provenance({**asdict(config), **sizes}),
         "annotators": json.loads((out / "annotators" / "report.json").read_text()),
         "encoder": json.loads((out / "encoder_eval" / "metrics.json").read_text()),
+        "baseline": json.loads((out / "baseline_eval" / "metrics.json").read_text()),
         "resources": {"peak_rss_mb": peak_rss_mb()},
         "timings_s": timings,
     }
     with atomic_write(out / "results.json") as handle:
         json.dump(results, handle, indent=2)
     return results
+
+
+def _captions(captioner, clips: list[Clip], n: int, decoding: Decoding, batch_size: int = 32) -> list[list[str]]:
+    texts: list[list[str]] = []
+    for start in range(0, len(clips), batch_size):
+        batch = clips[start : start + batch_size]
+        audio = [load_audio(c.audio_path, captioner.sample_rate) for c in batch]
+        texts.extend(captioner.generate(audio, captioner.sample_rate, n, decoding).texts)
+    return texts
+
+
+def evaluate_baseline(out: Path, tmp: Path, seed: int, progress: bool) -> None:
+    """The baseline on held-out source and target clips: caption metrics, how the simulated annotators rate
+    its captions against target references, and how much they agree on pairs of its own sampled captions."""
+    captioner = load_captioner(out / "captioner-baseline", device="cpu")
+    metrics: dict = {}
+    panels = {spec.name: build_panel(spec, seed) for spec in (TRAINING_PANEL, EVALUATION_PANEL)}
+    rng = np.random.default_rng(seed)
+    for domain in ("source", "target"):
+        folder = out / "data" / domain
+        test = [c for c in read_clips(folder / "clips.jsonl") if c.split == "test"]
+        references: dict[str, list[str]] = {}
+        for caption in read_captions(folder / "captions.jsonl"):
+            references.setdefault(caption.clip_id, []).append(caption.text)
+        greedy = [texts[0] for texts in _captions(captioner, test, 1, Decoding(mode="greedy"))]
+        write_jsonl(tmp / f"captions-{domain}-test.jsonl",
+                    [Caption(clip_id=c.id, text=t, source="baseline") for c, t in zip(test, greedy, strict=True)])
+        scores = compute_metrics({c.id: t for c, t in zip(test, greedy, strict=True)},
+                                 {c.id: references[c.id] for c in test}, spice=False)
+        # a reference vs the baseline's caption, judged by each panel's majority (ties reported, not counted)
+        verdicts = {}
+        for name, panel in panels.items():
+            outcomes = [panel.majority(clip, references[clip.id][int(rng.integers(5))], caption)
+                        for clip, caption in zip(test, greedy, strict=True)]
+            wins, losses = outcomes.count("a"), outcomes.count("b")
+            verdicts[name] = {"reference_wins": wins, "baseline_wins": losses, "ties": outcomes.count("tie"),
+                              "reference_win_rate": wins / max(1, wins + losses)}
+        metrics[domain] = {"clips": len(test), "metrics": scores, "reference_vs_baseline": verdicts}
+        if domain == "target":
+            sampled = _captions(captioner, test, 2, Decoding(mode="sample", temperature=1.0))
+            pairs = [(clip, a, b) for clip, (a, b) in zip(test, sampled, strict=True) if a != b]
+            metrics["annotator_agreement_on_baseline_samples"] = {
+                "pairs": len(pairs), **{name: pairwise_agreement(p.annotators, pairs) for name, p in panels.items()}}
+    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
 
 def summary_table(results: dict) -> str:
@@ -118,6 +198,16 @@ def summary_table(results: dict) -> str:
     lines.append(f"offline CLAP on {encoder['clips']} target test clips: zero-shot event mAP "
                  f"{encoder['zero_shot_event_map']['map']:.3f}, text-to-audio R@1 {recall['r@1']:.3f}, "
                  f"R@10 {recall['r@10']:.3f}")
+    baseline = results["baseline"]
+    for domain in ("source", "target"):
+        scores, verdict = baseline[domain]["metrics"], baseline[domain]["reference_vs_baseline"]
+        lines.append(f"baseline on {domain} test ({baseline[domain]['clips']} clips): CIDEr-D {scores['cider_d']:.3f}, "
+                     f"SBERT {scores['sbert_sim']:.3f}; references preferred in "
+                     f"{verdict['train']['reference_win_rate']:.1%} (train panel) / "
+                     f"{verdict['eval']['reference_win_rate']:.1%} (eval panel) of non-tie clips")
+    agreement = baseline["annotator_agreement_on_baseline_samples"]
+    lines.append(f"annotator agreement on {agreement['pairs']} pairs of baseline samples: "
+                 f"train {agreement['train']:.3f}, eval {agreement['eval']:.3f}")
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in results["timings_s"].items())
     lines.append(f"timings: {timings}; peak RSS {results['resources']['peak_rss_mb']:.0f} MB")
     return "\n".join(lines)

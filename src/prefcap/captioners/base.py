@@ -7,14 +7,20 @@ Both go through `token_log_probs` and `completion_mask` below so the backends ca
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
+from transformers import GenerationConfig, PreTrainedModel
+from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+
+# Written by every backend's `save`: {"backend": ...} and whatever else that backend needs to load itself.
+META_FILE = "prefcap_captioner.json"
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,72 @@ def token_log_probs(
     """Per-token log-probabilities of `token_ids` under `logits` / temperature ([B, T, V] -> [B, T])."""
     log_probs = torch.log_softmax(logits.float() / temperature, dim=-1)
     return log_probs.gather(-1, token_ids.unsqueeze(-1)).squeeze(-1) * mask
+
+
+def returned_per_clip(n: int, decoding: Decoding) -> int:
+    """How many sequences per clip `generate` must return: 1 for greedy (repeated n times after), else n."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if decoding.mode == "beam" and n > decoding.num_beams:
+        raise ValueError(f"beam search returns at most num_beams={decoding.num_beams} captions, asked for {n}")
+    return 1 if decoding.mode == "greedy" else n
+
+
+def decoding_config(decoding: Decoding, num_return_sequences: int, *, decoder_start_token_id: int,
+                    eos_token_id: int, pad_token_id: int) -> GenerationConfig:
+    """A generation config built from `decoding` alone (no repetition penalties, suppressed tokens, top-k...)."""
+    common = dict(decoder_start_token_id=decoder_start_token_id, eos_token_id=eos_token_id,
+                  pad_token_id=pad_token_id, max_new_tokens=decoding.max_new_tokens,
+                  num_return_sequences=num_return_sequences, return_dict_in_generate=True)
+    if decoding.mode == "greedy":
+        return GenerationConfig(**common, do_sample=False, num_beams=1, output_logits=True)
+    if decoding.mode == "beam":
+        return GenerationConfig(**common, do_sample=False, num_beams=decoding.num_beams)
+    if decoding.mode == "sample":
+        return GenerationConfig(**common, do_sample=True, num_beams=1, temperature=decoding.temperature,
+                                top_p=decoding.top_p, top_k=0, output_logits=True)
+    raise ValueError(f"unknown decoding mode {decoding.mode!r}")
+
+
+def completion_labels(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], eos_token_id: int,
+                      max_tokens: int) -> torch.Tensor:
+    """[B, T] the completions `generate` would produce for `texts` (their tokens, at most `max_tokens` with EOS,
+    then EOS), padded with -100 (ignored by the cross-entropy): the targets of teacher-forced training."""
+    rows = [ids[:max_tokens - 1] + [eos_token_id] for ids in tokenizer(list(texts), add_special_tokens=False).input_ids]
+    labels = torch.full((len(rows), max(map(len, rows))), -100, dtype=torch.long)
+    for row, ids in zip(labels, rows, strict=True):
+        row[:len(ids)] = torch.tensor(ids)
+    return labels
+
+
+def clip_major_generation(tokenizer: PreTrainedTokenizerBase, n: int, returned: int, token_ids: torch.Tensor,
+                          mask: torch.Tensor, log_probs: torch.Tensor, truncated: torch.Tensor) -> Generation:
+    """A `Generation` of n rows per clip from `returned` decoded rows per clip (1 when greedy: repeated n times),
+    with the texts decoded up to EOS."""
+    if returned != n:
+        token_ids, mask, log_probs, truncated = (
+            x.repeat_interleave(n, dim=0) for x in (token_ids, mask, log_probs, truncated))
+    lengths = mask.sum(dim=1).long().tolist()
+    rows = [row[:length] for row, length in zip(token_ids.tolist(), lengths, strict=True)]
+    texts = [text.strip() for text in tokenizer.batch_decode(rows, skip_special_tokens=True)]
+    return Generation(texts=[texts[i:i + n] for i in range(0, len(texts), n)], token_ids=token_ids, mask=mask,
+                      log_probs=log_probs, truncated=truncated)
+
+
+@contextlib.contextmanager
+def model_generation_config(model: PreTrainedModel, config: GenerationConfig) -> Iterator[None]:
+    """Stand `config` in for the model's own generation config while generating.
+
+    `generate` fills every field the given config leaves unset (None) from `model.generation_config`, so a saved
+    config's `suppress_tokens`, `begin_suppress_tokens`, `no_repeat_ngram_size`, `top_k`... would otherwise leak
+    into decoding; they cannot be unset by passing None.
+    """
+    saved = model.generation_config
+    model.generation_config = config
+    try:
+        yield
+    finally:
+        model.generation_config = saved
 
 
 class Captioner(ABC):

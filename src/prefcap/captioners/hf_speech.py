@@ -18,13 +18,13 @@ distribution whose log-probabilities are reported.
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from transformers import (
     AutoFeatureExtractor,
     AutoModelForSpeechSeq2Seq,
@@ -40,12 +40,23 @@ from transformers.modeling_outputs import BaseModelOutput
 from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
-from prefcap.captioners.base import Captioner, Decoding, Generation, completion_mask, token_log_probs
+from prefcap.captioners.base import (
+    META_FILE,
+    Captioner,
+    Decoding,
+    Generation,
+    clip_major_generation,
+    completion_labels,
+    completion_mask,
+    decoding_config,
+    model_generation_config,
+    returned_per_clip,
+    token_log_probs,
+)
 from prefcap.data.audio import resample
 from prefcap.io import atomic_write
 
 BACKEND = "hf-speech-seq2seq"
-META_FILE = "prefcap_captioner.json"
 
 
 class SpeechSeq2SeqCaptioner(Captioner):
@@ -113,15 +124,12 @@ class SpeechSeq2SeqCaptioner(Captioner):
                  decoding: Decoding = Decoding()) -> Generation:  # noqa: B008 (frozen, as in base.py)
         """n captions per clip. Greedy decodes once and repeats it n times; beam returns the n best of
         `num_beams` beams (n <= num_beams); sample draws n independent captions."""
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        if decoding.mode == "beam" and n > decoding.num_beams:
-            raise ValueError(f"beam search returns at most num_beams={decoding.num_beams} captions, asked for {n}")
+        returned = returned_per_clip(n, decoding)
         features = self._features(waveforms, sr)
-        returned = 1 if decoding.mode == "greedy" else n
-        config = self._decoding_config(decoding, returned)
+        config = decoding_config(decoding, returned, decoder_start_token_id=self.start_ids[0],
+                                 eos_token_id=self.eos_token_id, pad_token_id=self.pad_token_id)
         prefix = self.prefix.expand(len(waveforms), -1)
-        with _model_generation_config(self.model, config):
+        with model_generation_config(self.model, config):
             output = GenerationMixin.generate(self.model, **features, decoder_input_ids=prefix,
                                               generation_config=config)
         token_ids = output.sequences[:, prefix.shape[1]:]
@@ -133,18 +141,26 @@ class SpeechSeq2SeqCaptioner(Captioner):
         else:
             temperature = decoding.temperature if decoding.mode == "sample" else 1.0
             log_probs = token_log_probs(torch.stack(output.logits, dim=1), token_ids, mask, temperature)
-        if returned != n:
-            token_ids, mask, log_probs, truncated = (
-                x.repeat_interleave(n, dim=0) for x in (token_ids, mask, log_probs, truncated))
-        lengths = mask.sum(dim=1).long().tolist()
-        rows = [row[:length] for row, length in zip(token_ids.tolist(), lengths, strict=True)]
-        texts = [text.strip() for text in self.tokenizer.batch_decode(rows, skip_special_tokens=True)]
-        return Generation(texts=[texts[i:i + n] for i in range(0, len(texts), n)], token_ids=token_ids, mask=mask,
-                          log_probs=log_probs, truncated=truncated)
+        return clip_major_generation(self.tokenizer, n, returned, token_ids, mask, log_probs, truncated)
 
     def sequence_log_probs(self, waveforms: Sequence[np.ndarray], sr: int, token_ids: torch.Tensor,
                            mask: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
         return self._score(self._features(waveforms, sr), token_ids, mask, temperature)
+
+    def teacher_forced_loss(self, waveforms: Sequence[np.ndarray], sr: int, texts: Sequence[str],
+                            label_smoothing: float = 0.0) -> torch.Tensor:
+        """Mean cross-entropy per token of each clip's text (one per clip) after the prefix, EOS included: what
+        `sft` minimises."""
+        if len(texts) != len(waveforms):
+            raise ValueError(f"one text per clip: got {len(texts)} texts for {len(waveforms)} clips")
+        max_tokens = self.model.config.max_target_positions - self.prefix.shape[1]
+        labels = completion_labels(self.tokenizer, texts, self.eos_token_id, max_tokens).to(self.device)
+        prefix = self.prefix.expand(len(texts), -1)
+        decoder_input_ids = torch.cat([prefix, labels[:, :-1].clamp(min=0)], dim=1)  # -100 past EOS: never read
+        logits = self.model(**self._features(waveforms, sr), decoder_input_ids=decoder_input_ids,
+                            use_cache=False).logits
+        return F.cross_entropy(logits[:, prefix.shape[1] - 1:].float().transpose(1, 2), labels, ignore_index=-100,
+                               label_smoothing=label_smoothing)
 
     def _features(self, waveforms: Sequence[np.ndarray], sr: int) -> dict[str, torch.Tensor]:
         """Batched encoder inputs at the extractor's rate. Whisper's extractor pads/truncates every clip to its
@@ -172,36 +188,6 @@ class SpeechSeq2SeqCaptioner(Captioner):
                             decoder_input_ids=decoder_input_ids, use_cache=False).logits
         # Position P-1 (the last prefix token) predicts the first completion token.
         return token_log_probs(logits[:, prefix.shape[1] - 1:], token_ids, mask, temperature)
-
-    def _decoding_config(self, decoding: Decoding, num_return_sequences: int) -> GenerationConfig:
-        """A generation config built from `decoding` alone (no repetition penalties, suppressed tokens, top-k...)."""
-        common = dict(decoder_start_token_id=self.start_ids[0], eos_token_id=self.eos_token_id,
-                      pad_token_id=self.pad_token_id, max_new_tokens=decoding.max_new_tokens,
-                      num_return_sequences=num_return_sequences, return_dict_in_generate=True)
-        if decoding.mode == "greedy":
-            return GenerationConfig(**common, do_sample=False, num_beams=1, output_logits=True)
-        if decoding.mode == "beam":
-            return GenerationConfig(**common, do_sample=False, num_beams=decoding.num_beams)
-        if decoding.mode == "sample":
-            return GenerationConfig(**common, do_sample=True, num_beams=1, temperature=decoding.temperature,
-                                    top_p=decoding.top_p, top_k=0, output_logits=True)
-        raise ValueError(f"unknown decoding mode {decoding.mode!r}")
-
-
-@contextlib.contextmanager
-def _model_generation_config(model: PreTrainedModel, config: GenerationConfig) -> Iterator[None]:
-    """Stand `config` in for the model's own generation config while generating.
-
-    `generate` fills every field the given config leaves unset (None) from `model.generation_config`, so a saved
-    config's `suppress_tokens`, `begin_suppress_tokens`, `no_repeat_ngram_size`, `top_k`... would otherwise leak
-    into decoding; they cannot be unset by passing None.
-    """
-    saved = model.generation_config
-    model.generation_config = config
-    try:
-        yield
-    finally:
-        model.generation_config = saved
 
 
 def default_start_ids(config: PretrainedConfig, generation_config: GenerationConfig) -> list[int]:

@@ -64,6 +64,15 @@ def build_clap(config: EncoderTrainConfig, vocab_size: int) -> tuple[OfflineClap
     return model, extractor
 
 
+def _window_features(encoder: ClapEncoder, clips: Sequence[Clip], config: EncoderTrainConfig) -> torch.Tensor:
+    """Log-mel input of a few clips at a time (keeps memory flat); each clip must fit one window."""
+    features, owners = encoder.audio_features([load_audio(c.audio_path, config.sample_rate) for c in clips],
+                                              config.sample_rate)
+    if len(owners) != len(clips):
+        raise PrefcapError(f"training clips must be at most {config.window_seconds} s long (one window each)")
+    return features
+
+
 def _training_text(clip: Clip, references: list[str], keyword_prob: float,
                    rng: np.random.Generator) -> tuple[str, frozenset[str] | None]:
     """A random reference, or for synthetic clips sometimes a random subset of their labels as a caption.
@@ -104,11 +113,7 @@ def train_encoder(clips: Sequence[Clip], captions: Sequence[Caption], out_dir: s
     tokenizer = train_tokenizer((t for texts in references.values() for t in texts), config.vocab_size)
     model, extractor = build_clap(config, len(tokenizer))
     encoder = ClapEncoder(model, extractor, tokenizer, "offline", device="cpu", max_text_tokens=config.max_text_tokens)
-    features, owners = encoder.audio_features(
-        [load_audio(c.audio_path, config.sample_rate) for c in clips], config.sample_rate
-    )
-    if len(owners) != len(clips):
-        raise PrefcapError(f"training clips must be at most {config.window_seconds} s long (one window each)")
+    features = torch.cat([_window_features(encoder, clips[i : i + 256], config) for i in range(0, len(clips), 256)])
 
     clip_classes = [Scene.from_dict(c.metadata["scene"]).classes if "scene" in c.metadata else None for c in clips]
     steps_per_epoch = len(clips) // config.batch_size

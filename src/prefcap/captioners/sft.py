@@ -1,0 +1,230 @@
+"""`prefcap sft`: supervised training of a captioner by teacher forcing on (clip, reference caption) pairs.
+
+An epoch is one pass over every (clip, reference) pair, shuffled, as audio captioning recipes count them (Clotho's
+5 references per clip make 5 training examples). Validation uses every pair of the validation clips, without label
+smoothing (the training loss has it), every `eval_every` steps and at the end; the best weights by that loss are
+the ones saved, and training stops after `patience` validations without a new best. The whole step (AdamW, warmup
+then cosine, clipping, accelerate for the device and mixed precision) is here; what depends on the model is the
+captioner's `teacher_forced_loss`.
+
+Trained from scratch with the defaults on 1,600 synthetic clips (8,000 pairs, 6 epochs = 1,500 steps, 6 min on 2
+CPU cores), validation loss fell to 1.06 (2.23 with another clip's audio); the model first learns the captions'
+language and ignores the audio (at 300 steps it wrote one caption for every clip), and starts to use it after a few
+hundred more steps: train for about 1,000 steps or more.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm import tqdm
+from transformers import get_cosine_schedule_with_warmup
+
+from prefcap.captioners.audio_bart import AudioBartCaptioner
+from prefcap.data.audio import load_audio
+from prefcap.data.records import Caption, Clip
+from prefcap.errors import PrefcapError
+from prefcap.tokenizer import train_tokenizer
+
+METRICS_FILE = "sft_metrics.json"
+
+
+@dataclass(frozen=True)
+class SFTConfig:
+    """Names as in TRL / transformers' TrainingArguments where there is one. `max_steps`, when set, replaces
+    `num_train_epochs`: exactly that many optimizer steps (early stopping can still end it sooner)."""
+
+    learning_rate: float = 1e-3  # from scratch; use less to fine-tune a trained captioner
+    batch_size: int = 32
+    num_train_epochs: int = 6
+    max_steps: int | None = None
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.01
+    label_smoothing: float = 0.1
+    max_grad_norm: float = 1.0
+    eval_every: int = 100  # optimizer steps between validations
+    patience: int | None = 3  # validations without a new best before stopping; None: never stop early
+    mixed_precision: str = "no"  # "no", "bf16" or "fp16", passed to accelerate
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise PrefcapError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
+        if min(self.batch_size, self.eval_every) < 1:
+            raise PrefcapError("batch_size and eval_every must be at least 1")
+
+
+@runtime_checkable
+class SupportsSFT(Protocol):
+    """What `train_captioner` needs from a captioner (AudioBartCaptioner has it)."""
+
+    model: torch.nn.Module
+    sample_rate: int
+
+    def teacher_forced_loss(self, waveforms: Sequence[np.ndarray], sr: int, texts: Sequence[str],
+                            label_smoothing: float = 0.0) -> torch.Tensor: ...
+
+    def save(self, path: str | Path) -> None: ...
+
+
+def new_captioner(references: Iterable[str], vocab_size: int = 1000, seed: int = 0,
+                  **bart_overrides: Any) -> AudioBartCaptioner:
+    """An untrained audio-bart captioner, with a byte-level BPE tokenizer trained on `references`."""
+    tokenizer = train_tokenizer(references, vocab_size)
+    torch.manual_seed(seed)
+    return AudioBartCaptioner.new(tokenizer, **bart_overrides)
+
+
+def train_captioner(captioner: SupportsSFT, train_clips: Sequence[Clip], train_captions: Sequence[Caption],
+                    val_clips: Sequence[Clip], val_captions: Sequence[Caption], out_dir: str | Path,
+                    config: SFTConfig = SFTConfig(), progress: bool = True) -> dict[str, Any]:  # noqa: B008
+    """Train `captioner` in place, leave it in eval mode with the best weights, and save it (with
+    `sft_metrics.json`) to `out_dir`, which appears only once complete. Returns the metrics."""
+    if not isinstance(captioner, SupportsSFT):
+        raise PrefcapError(f"captioner {getattr(captioner, 'name', type(captioner).__name__)!r} cannot be trained "
+                           "by sft: it has no teacher_forced_loss")
+    accelerator = Accelerator(mixed_precision=config.mixed_precision)
+    if accelerator.num_processes > 1:
+        raise PrefcapError("sft trains in a single process; run it without `accelerate launch`")
+    set_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    sr = captioner.sample_rate
+    train = _captioned(train_clips, train_captions, "training")
+    val = _captioned(val_clips, val_captions, "validation")
+    train_audio = [load_audio(clip.audio_path, sr) for clip, _ in train]
+    val_audio = [load_audio(clip.audio_path, sr) for clip, _ in val]
+    train_pairs = [(audio, text) for audio, (_, texts) in zip(train_audio, train, strict=True) for text in texts]
+    val_pairs = [(audio, text) for audio, (_, texts) in zip(val_audio, val, strict=True) for text in texts]
+
+    steps_per_epoch = math.ceil(len(train_pairs) / config.batch_size)
+    total_steps = config.max_steps if config.max_steps is not None else config.num_train_epochs * steps_per_epoch
+    if total_steps < 1:
+        raise PrefcapError(f"nothing to train: {total_steps} steps (max_steps / num_train_epochs)")
+    # Weight decay on matrices only, not on biases and norms (as transformers' Trainer and nanoGPT).
+    parameters = [p for p in captioner.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW([{"params": [p for p in parameters if p.ndim >= 2]},
+                                   {"params": [p for p in parameters if p.ndim < 2], "weight_decay": 0.0}],
+                                  lr=config.learning_rate, weight_decay=config.weight_decay)
+    schedule = get_cosine_schedule_with_warmup(optimizer, math.ceil(config.warmup_ratio * total_steps), total_steps)
+    model, optimizer, schedule = accelerator.prepare(captioner.model, optimizer, schedule)
+    _check_longest(captioner, train_audio, sr)
+
+    start = time.perf_counter()
+    train_loss: list[float] = []
+    val_loss: list[tuple[int, float]] = []
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None  # val loss, step, weights
+    since_best = 0
+    bar = tqdm(total=total_steps, desc="sft", unit="step", disable=not progress)
+    batches = _batches(len(train_pairs), config.batch_size, rng)
+    model.train()
+    for step in range(1, total_steps + 1):
+        audio, texts = zip(*(train_pairs[i] for i in next(batches)), strict=True)
+        with accelerator.autocast():
+            loss = captioner.teacher_forced_loss(audio, sr, texts, config.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        optimizer.step()
+        schedule.step()
+        train_loss.append(loss.item())
+        bar.update()
+        bar.set_postfix(loss=f"{np.mean(train_loss[-config.eval_every:]):.3f}")
+        if step % config.eval_every and step != total_steps:
+            continue
+        loss_now = _validation_loss(captioner, accelerator, val_pairs, sr, config.batch_size)
+        val_loss.append((step, loss_now))
+        bar.set_postfix(loss=f"{np.mean(train_loss[-config.eval_every:]):.3f}", val=f"{loss_now:.3f}")
+        model.train()
+        if math.isfinite(loss_now) and (best is None or loss_now < best[0]):
+            best = (loss_now, step, {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
+            since_best = 0
+        else:
+            since_best += 1
+            if config.patience is not None and since_best >= config.patience:
+                break
+    bar.close()
+    seconds = time.perf_counter() - start
+    if best is None:
+        raise PrefcapError(f"the validation loss was never finite ({val_loss}): training diverged; lower the "
+                           "learning_rate or use mixed_precision='no'")
+
+    captioner.model = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
+    captioner.model.load_state_dict(best[2])
+    captioner.model.eval()
+    metrics = {"train_loss": train_loss, "val_loss": [list(point) for point in val_loss], "best_step": best[1],
+               "best_val_loss": best[0], "steps": len(train_loss), "stopped_early": len(train_loss) < total_steps,
+               "train_clips": len(train), "train_pairs": len(train_pairs), "val_clips": len(val),
+               "val_pairs": len(val_pairs), "seconds": seconds, "config": asdict(config)}
+    _save(captioner, Path(out_dir), metrics)
+    return metrics
+
+
+def _captioned(clips: Sequence[Clip], captions: Sequence[Caption], what: str) -> list[tuple[Clip, list[str]]]:
+    """Each clip with audio and at least one reference, with its references."""
+    references: dict[str, list[str]] = {}
+    for caption in captions:
+        if caption.source == "reference":
+            references.setdefault(caption.clip_id, []).append(caption.text)
+    pairs = [(clip, references[clip.id]) for clip in clips if clip.audio_path and clip.id in references]
+    if not pairs:
+        raise PrefcapError(f"no {what} clips with audio and reference captions")
+    return pairs
+
+
+def _batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Indices of shuffled batches, epoch after epoch; the last batch of an epoch may be smaller."""
+    while True:
+        order = rng.permutation(n)
+        for start in range(0, n, batch_size):
+            yield order[start:start + batch_size]
+
+
+def _check_longest(captioner: SupportsSFT, audio: Sequence[np.ndarray], sr: int) -> None:
+    """Fail before training, not at the first batch that holds it, if a clip is too long for the model."""
+    longest = max(audio, key=len)
+    captioner.model.eval()  # no batch statistics from this one clip
+    try:
+        with torch.no_grad():
+            captioner.teacher_forced_loss([longest], sr, ["a"])
+    except ValueError as error:
+        raise PrefcapError(f"training audio does not fit the captioner: {error}") from None
+
+
+@torch.no_grad()
+def _validation_loss(captioner: SupportsSFT, accelerator: Accelerator, pairs: Sequence[tuple[np.ndarray, str]],
+                     sr: int, batch_size: int) -> float:
+    """Mean over (clip, reference) pairs of the cross-entropy per token, without label smoothing."""
+    captioner.model.eval()
+    total = 0.0
+    for start in range(0, len(pairs), batch_size):
+        audio, texts = zip(*pairs[start:start + batch_size], strict=True)
+        with accelerator.autocast():
+            total += captioner.teacher_forced_loss(audio, sr, texts).item() * len(texts)
+    return total / len(pairs)
+
+
+def _save(captioner: SupportsSFT, out_dir: Path, metrics: dict[str, Any]) -> None:
+    """Write the captioner and its metrics beside `out_dir`, then rename: `out_dir` is complete or absent."""
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        captioner.save(tmp)
+        (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
