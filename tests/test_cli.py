@@ -71,6 +71,8 @@ def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
     assert {"git_sha", "date", "machine", "versions", "config"} <= set(results["provenance"])
     assert results["resources"]["peak_rss_mb"] > 0 and results["timings_s"]["synth_target"] > 0
     assert "agreement within panel" in result.stdout
+    assert {"source", "target", "annotator_agreement_on_baseline_samples"} <= set(results["baseline"])
+    assert 0 <= results["encoder"]["zero_shot_event_map"]["map"] <= 1
 
     again = run_cli("demo", "--size", "tiny", "--out", out, "--seed", "1")
     assert again.returncode == 0
@@ -91,3 +93,29 @@ def test_score_command_reports_metrics(tmp_path):
     assert scores["clips"] == 2 and 0 < scores["bleu_1"] < 1 and scores["spice"] is None
     missing = run_cli("score", system, "--references", references, "--system", "nobody")
     assert missing.returncode == 2 and "no captions from system 'nobody'" in missing.stderr
+
+
+def test_sft_then_caption_a_folder_with_a_broken_file(tmp_path):
+    data = tmp_path / "data"
+    assert main(["synth", "--out", str(data), "--n", "24", "--domain", "source", "--seed", "2"]) == 0
+    model = tmp_path / "captioner"
+    result = run_cli("sft", "--data", data, "--out", model, "max_steps=3", "batch_size=4", "eval_every=3")
+    assert result.returncode == 0, result.stderr
+    assert (model / "prefcap_captioner.json").is_file() and (model / "sft_metrics.json").is_file()
+    assert json.loads((model / "sft_metrics.json").read_text())["steps"] == 3
+
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    for wav in sorted((data / "audio").glob("*.wav"))[:3]:
+        (folder / wav.name).write_bytes(wav.read_bytes())
+    (folder / "broken.wav").write_bytes(b"RIFF....WAVEfmt garbage")
+    out = tmp_path / "captions.jsonl"
+    result = run_cli("caption", folder, "--captioner", model, "--out", out, "--n", "2", "--mode", "sample",
+                     "temperature=0.7", "--system", "tiny")
+    assert result.returncode == 0, result.stderr
+    captions = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(captions) == 6 and {c["source"] for c in captions} == {"tiny"}
+    rejected = [json.loads(line) for line in (tmp_path / "captions.rejected.jsonl").read_text().splitlines()]
+    assert [(r["path"].rsplit("/", 1)[-1], r["reason"]) for r in rejected] == [("broken.wav", "unreadable")]
+    manifest = run_cli("caption", data / "clips.jsonl", "--captioner", model, "--out", tmp_path / "m.jsonl")
+    assert manifest.returncode == 0 and len((tmp_path / "m.jsonl").read_text().splitlines()) == 24

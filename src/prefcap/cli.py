@@ -6,6 +6,7 @@ Any user-facing error ends the process with one line on stderr and exit status 2
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -54,8 +55,6 @@ def _encoder_train(args: argparse.Namespace) -> None:
 
 
 def _score(args: argparse.Namespace) -> None:
-    import json
-
     from prefcap.data.records import read_captions
     from prefcap.eval.metrics import compute_metrics
 
@@ -84,6 +83,57 @@ def _score(args: argparse.Namespace) -> None:
 
         with atomic_write(args.json) as handle:
             json.dump({"clips": len(candidates), **scores}, handle, indent=2)
+
+
+def _caption(args: argparse.Namespace) -> None:
+    import tempfile
+
+    from prefcap.captioners.base import Decoding
+    from prefcap.captioners.infer import caption_clips
+    from prefcap.captioners.load import load_captioner
+    from prefcap.data.audio import write_rejected
+    from prefcap.data.ingest import ingest
+    from prefcap.data.records import read_clips, write_jsonl
+
+    if args.source.is_dir():
+        with tempfile.TemporaryDirectory() as tmp:
+            report = ingest(args.source, tmp, "folder")
+            clips = read_clips(Path(tmp) / "clips.jsonl")
+            rejected = [json.loads(line) for line in (Path(tmp) / "rejected.jsonl").read_text().splitlines()]
+        print(f"{report.n_clips} audio files found in {args.source}")
+    else:
+        clips, rejected = read_clips(args.source), []
+    decoding = apply_overrides(Decoding(mode=args.mode), args.overrides)
+    captioner = load_captioner(args.captioner)
+    system = args.system or Path(str(args.captioner)).name
+    captions, unusable = caption_clips(captioner, clips, system, args.n, decoding, args.batch_size)
+    rejected += unusable
+    write_jsonl(args.out, captions)
+    rejected_path = args.out.with_name(args.out.stem + ".rejected.jsonl")
+    write_rejected(rejected_path, rejected)
+    print(f"wrote {len(captions)} captions of {len(clips) - len(unusable)} clips to {args.out}; "
+          f"{len(rejected)} unusable files listed in {rejected_path}")
+
+
+def _sft(args: argparse.Namespace) -> None:
+    from prefcap.captioners.load import load_captioner
+    from prefcap.captioners.sft import SFTConfig, new_captioner, train_captioner
+    from prefcap.data.records import read_captions, read_clips
+
+    config = apply_overrides(SFTConfig(), args.overrides)
+    clips, captions = read_clips(args.data / "clips.jsonl"), read_captions(args.data / "captions.jsonl")
+    train = [c for c in clips if c.split == args.train_split]
+    val = [c for c in clips if c.split == args.val_split]
+    if not train or not val:
+        raise PrefcapError(f"{args.data}: need clips in both the '{args.train_split}' and '{args.val_split}' splits")
+    if args.init:
+        captioner = load_captioner(args.init)
+    else:
+        train_ids = {c.id for c in train}
+        captioner = new_captioner((c.text for c in captions if c.clip_id in train_ids), seed=config.seed)
+    metrics = train_captioner(captioner, train, captions, val, captions, args.out, config)
+    print(f"saved the captioner to {args.out}: best validation loss {metrics['best_val_loss']:.3f} "
+          f"at step {metrics['best_step']} of {metrics['steps']}")
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -133,6 +183,26 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--no-sbert", action="store_true", help="skip the SBERT similarity")
     score.add_argument("--json", type=Path, help="also write the scores here")
     score.set_defaults(run=_score)
+
+    caption = commands.add_parser("caption", help="caption a folder of audio or a clip manifest")
+    caption.add_argument("source", type=Path, help="audio folder, or clips.jsonl")
+    caption.add_argument("--captioner", required=True, help="captioner folder or hub id")
+    caption.add_argument("--out", required=True, type=Path, help="captions.jsonl to write")
+    caption.add_argument("--system", help="system name stored with the captions (default: the captioner's name)")
+    caption.add_argument("--mode", choices=("greedy", "beam", "sample"), default="greedy")
+    caption.add_argument("--n", type=int, default=1, help="captions per clip")
+    caption.add_argument("--batch-size", type=int, default=16)
+    caption.add_argument("overrides", nargs="*", metavar="key=value", help="decoding fields, e.g. temperature=0.7")
+    caption.set_defaults(run=_caption)
+
+    sft = commands.add_parser("sft", help="supervised training of a captioner on reference captions")
+    sft.add_argument("--data", required=True, type=Path, help="folder with clips.jsonl and captions.jsonl")
+    sft.add_argument("--out", required=True, type=Path, help="output folder for the captioner")
+    sft.add_argument("--init", help="captioner to fine-tune (default: a new audio-bart captioner)")
+    sft.add_argument("--train-split", default="train")
+    sft.add_argument("--val-split", default="val")
+    sft.add_argument("overrides", nargs="*", metavar="key=value", help="SFTConfig fields, e.g. max_steps=500")
+    sft.set_defaults(run=_sft)
 
     demo = commands.add_parser("demo", help="run the whole method on the embedded default")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"))

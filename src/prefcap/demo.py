@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from prefcap.captioners.base import Decoding
+from prefcap.captioners.infer import caption_clips
 from prefcap.captioners.load import load_captioner
 from prefcap.captioners.sft import SFTConfig, new_captioner, train_captioner
-from prefcap.data.audio import load_audio
-from prefcap.data.records import Caption, Clip, read_captions, read_clips, write_jsonl
+from prefcap.data.records import read_captions, read_clips, write_jsonl
 from prefcap.data.synth.agreement import annotator_report, pairwise_agreement
 from prefcap.data.synth.corpus import SynthConfig, synthesize
 from prefcap.data.synth.judge import EVALUATION_PANEL, TRAINING_PANEL, build_panel
@@ -140,15 +140,6 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
     return results
 
 
-def _captions(captioner, clips: list[Clip], n: int, decoding: Decoding, batch_size: int = 32) -> list[list[str]]:
-    texts: list[list[str]] = []
-    for start in range(0, len(clips), batch_size):
-        batch = clips[start : start + batch_size]
-        audio = [load_audio(c.audio_path, captioner.sample_rate) for c in batch]
-        texts.extend(captioner.generate(audio, captioner.sample_rate, n, decoding).texts)
-    return texts
-
-
 def evaluate_baseline(out: Path, tmp: Path, seed: int, progress: bool) -> None:
     """The baseline on held-out source and target clips: caption metrics, how the simulated annotators rate
     its captions against target references, and how much they agree on pairs of its own sampled captions."""
@@ -162,9 +153,9 @@ def evaluate_baseline(out: Path, tmp: Path, seed: int, progress: bool) -> None:
         references: dict[str, list[str]] = {}
         for caption in read_captions(folder / "captions.jsonl"):
             references.setdefault(caption.clip_id, []).append(caption.text)
-        greedy = [texts[0] for texts in _captions(captioner, test, 1, Decoding(mode="greedy"))]
-        write_jsonl(tmp / f"captions-{domain}-test.jsonl",
-                    [Caption(clip_id=c.id, text=t, source="baseline") for c, t in zip(test, greedy, strict=True)])
+        captions, _ = caption_clips(captioner, test, "baseline", decoding=Decoding(mode="greedy"), progress=progress)
+        write_jsonl(tmp / f"captions-{domain}-test.jsonl", captions)
+        greedy = [caption.text for caption in captions]
         scores = compute_metrics({c.id: t for c, t in zip(test, greedy, strict=True)},
                                  {c.id: references[c.id] for c in test}, spice=False)
         # a reference vs the baseline's caption, judged by each panel's majority (ties reported, not counted)
@@ -177,8 +168,10 @@ def evaluate_baseline(out: Path, tmp: Path, seed: int, progress: bool) -> None:
                               "reference_win_rate": wins / max(1, wins + losses)}
         metrics[domain] = {"clips": len(test), "metrics": scores, "reference_vs_baseline": verdicts}
         if domain == "target":
-            sampled = _captions(captioner, test, 2, Decoding(mode="sample", temperature=1.0))
-            pairs = [(clip, a, b) for clip, (a, b) in zip(test, sampled, strict=True) if a != b]
+            sampled, _ = caption_clips(captioner, test, "baseline", n=2, progress=progress,
+                                       decoding=Decoding(mode="sample", temperature=1.0))
+            pairs = [(clip, sampled[2 * k].text, sampled[2 * k + 1].text) for k, clip in enumerate(test)
+                     if sampled[2 * k].text != sampled[2 * k + 1].text]
             metrics["annotator_agreement_on_baseline_samples"] = {
                 "pairs": len(pairs), **{name: pairwise_agreement(p.annotators, pairs) for name, p in panels.items()}}
     (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
