@@ -233,3 +233,15 @@ def test_load_captioner_errors_name_the_problem(captioner, tmp_path):
     (broken / "model.safetensors").unlink()
     with pytest.raises(PrefcapError, match="could not be loaded"):
         load_captioner(broken, device="cpu")
+
+
+def test_word_dropout_replaces_decoder_inputs_but_never_the_start():
+    from prefcap.captioners.base import drop_words
+
+    torch.manual_seed(0)
+    ids = torch.full((64, 20), 7)
+    dropped = drop_words(ids, 0.3, replacement_id=4, keep_first=2)
+    assert (dropped[:, :2] == 7).all()
+    share = (dropped[:, 2:] == 4).float().mean().item()
+    assert 0.25 < share < 0.35
+    assert torch.equal(drop_words(ids, 0.0, replacement_id=4), ids)

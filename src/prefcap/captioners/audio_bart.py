@@ -48,6 +48,7 @@ from prefcap.captioners.base import (
     completion_labels,
     completion_mask,
     decoding_config,
+    drop_words,
     model_generation_config,
     returned_per_clip,
     token_log_probs,
@@ -239,17 +240,21 @@ class AudioBartCaptioner(Captioner):
         return self._score(encoded, frame_mask, token_ids, mask, temperature)
 
     def teacher_forced_loss(self, waveforms: Sequence[np.ndarray], sr: int, texts: Sequence[str],
-                            label_smoothing: float = 0.0) -> torch.Tensor:
+                            label_smoothing: float = 0.0, word_dropout: float = 0.0) -> torch.Tensor:
         """Mean cross-entropy per token of each clip's text (one per clip), EOS included: what `sft` minimises.
         Goes through `model.forward`, so wrappers that accelerate puts around it apply."""
         if len(texts) != len(waveforms):
             raise ValueError(f"one text per clip: got {len(texts)} texts for {len(waveforms)} clips")
         labels = completion_labels(self.tokenizer, texts, self.eos_token_id,
                                    self.model.config.bart["max_position_embeddings"]).to(self.device)
-        logits = self.model(*self._inputs(waveforms, sr), decoder_input_ids=self._decoder_inputs(labels),
-                            use_cache=False).logits
+        decoder_input_ids = drop_words(self._decoder_inputs(labels), word_dropout, self._dropped_word_id)
+        logits = self.model(*self._inputs(waveforms, sr), decoder_input_ids=decoder_input_ids, use_cache=False).logits
         return F.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=-100,
                                label_smoothing=label_smoothing)
+
+    @property
+    def _dropped_word_id(self) -> int:
+        return self.tokenizer.mask_token_id if self.tokenizer.mask_token_id is not None else self.tokenizer.unk_token_id
 
     def _inputs(self, waveforms: Sequence[np.ndarray], sr: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Zero-padded [B, samples] at the model's rate and the mask of real samples."""

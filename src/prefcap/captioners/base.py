@@ -134,6 +134,18 @@ def model_generation_config(model: PreTrainedModel, config: GenerationConfig) ->
         model.generation_config = saved
 
 
+def drop_words(decoder_input_ids: torch.Tensor, rate: float, replacement_id: int, keep_first: int = 1) -> torch.Tensor:
+    """Teacher forcing with word dropout: replace a share of the decoder's input tokens (never the first
+    `keep_first`: start token and forced prompt). A small captioner trained from scratch otherwise learns the
+    caption language first and ignores the audio for a long time (one caption for every clip); with its own
+    previous words unreliable, it has to listen. Targets are untouched."""
+    if rate <= 0:
+        return decoder_input_ids
+    dropped = torch.rand(decoder_input_ids.shape, device=decoder_input_ids.device) < rate
+    dropped[:, :keep_first] = False
+    return decoder_input_ids.masked_fill(dropped, replacement_id)
+
+
 class Captioner(ABC):
     """Writes captions for audio. `sample_rate` is the rate it expects; other rates are resampled."""
 

@@ -49,6 +49,7 @@ from prefcap.captioners.base import (
     completion_labels,
     completion_mask,
     decoding_config,
+    drop_words,
     model_generation_config,
     returned_per_clip,
     token_log_probs,
@@ -148,7 +149,7 @@ class SpeechSeq2SeqCaptioner(Captioner):
         return self._score(self._features(waveforms, sr), token_ids, mask, temperature)
 
     def teacher_forced_loss(self, waveforms: Sequence[np.ndarray], sr: int, texts: Sequence[str],
-                            label_smoothing: float = 0.0) -> torch.Tensor:
+                            label_smoothing: float = 0.0, word_dropout: float = 0.0) -> torch.Tensor:
         """Mean cross-entropy per token of each clip's text (one per clip) after the prefix, EOS included: what
         `sft` minimises."""
         if len(texts) != len(waveforms):
@@ -157,6 +158,8 @@ class SpeechSeq2SeqCaptioner(Captioner):
         labels = completion_labels(self.tokenizer, texts, self.eos_token_id, max_tokens).to(self.device)
         prefix = self.prefix.expand(len(texts), -1)
         decoder_input_ids = torch.cat([prefix, labels[:, :-1].clamp(min=0)], dim=1)  # -100 past EOS: never read
+        replacement = self.tokenizer.unk_token_id if self.tokenizer.unk_token_id is not None else self.eos_token_id
+        decoder_input_ids = drop_words(decoder_input_ids, word_dropout, replacement, keep_first=prefix.shape[1])
         logits = self.model(**self._features(waveforms, sr), decoder_input_ids=decoder_input_ids,
                             use_cache=False).logits
         return F.cross_entropy(logits[:, prefix.shape[1] - 1:].float().transpose(1, 2), labels, ignore_index=-100,

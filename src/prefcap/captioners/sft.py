@@ -53,6 +53,7 @@ class SFTConfig:
     warmup_ratio: float = 0.05
     weight_decay: float = 0.01
     label_smoothing: float = 0.1
+    word_dropout: float = 0.3  # share of decoder input tokens replaced (see captioners.base.drop_words)
     max_grad_norm: float = 1.0
     eval_every: int = 100  # optimizer steps between validations
     patience: int | None = 3  # validations without a new best before stopping; None: never stop early
@@ -74,7 +75,7 @@ class SupportsSFT(Protocol):
     sample_rate: int
 
     def teacher_forced_loss(self, waveforms: Sequence[np.ndarray], sr: int, texts: Sequence[str],
-                            label_smoothing: float = 0.0) -> torch.Tensor: ...
+                            label_smoothing: float = 0.0, word_dropout: float = 0.0) -> torch.Tensor: ...
 
     def save(self, path: str | Path) -> None: ...
 
@@ -132,7 +133,7 @@ def train_captioner(captioner: SupportsSFT, train_clips: Sequence[Clip], train_c
     for step in range(1, total_steps + 1):
         audio, texts = zip(*(train_pairs[i] for i in next(batches)), strict=True)
         with accelerator.autocast():
-            loss = captioner.teacher_forced_loss(audio, sr, texts, config.label_smoothing)
+            loss = captioner.teacher_forced_loss(audio, sr, texts, config.label_smoothing, config.word_dropout)
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
