@@ -111,7 +111,7 @@ def test_sft_then_caption_a_folder_with_a_broken_file(tmp_path):
     (folder / "broken.wav").write_bytes(b"RIFF....WAVEfmt garbage")
     out = tmp_path / "captions.jsonl"
     result = run_cli("caption", folder, "--captioner", model, "--out", out, "--n", "2", "--mode", "sample",
-                     "temperature=0.7", "--system", "tiny")
+                     "--system", "tiny", "temperature=0.7")
     assert result.returncode == 0, result.stderr
     captions = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(captions) == 6 and {c["source"] for c in captions} == {"tiny"}
