@@ -215,7 +215,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        # argparse binds `key=value` positionals only where they first appear; collect the later ones too
+        args, extra = parser.parse_known_args(argv)
+        unknown = [item for item in extra if item.startswith("-") or "=" not in item or not hasattr(args, "overrides")]
+        if unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        if extra:
+            args.overrides = [*args.overrides, *extra]
         args.run(args)
     except PrefcapError as error:
         print(f"prefcap: error: {error}", file=sys.stderr)
