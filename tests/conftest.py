@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from prefcap.data.records import Clip
 from prefcap.data.synth.scene import sample_scene
@@ -15,3 +16,35 @@ def synthetic_clips(domain: str, n: int, seed: int = 0) -> list[Clip]:
 @pytest.fixture(scope="session")
 def target_clips() -> list[Clip]:
     return synthetic_clips("target", 300, seed=11)
+
+
+# A tiny audio-BART, for tests that need a real captioner and no training.
+TINY_BART = dict(d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
+                 encoder_ffn_dim=64, decoder_ffn_dim=64)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models gain nothing from threads, and threads spinning on a busy machine slow these tests threefold."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def check_beam_contract(captioner, waves, sr: int) -> None:
+    """Any Captioner: n distinct best beams per clip (clip-major), log-probs equal to teacher forcing, and
+    n > num_beams refused."""
+    from prefcap.captioners.base import Decoding
+
+    gen = captioner.generate(waves, sr, n=3, decoding=Decoding(mode="beam", num_beams=4, max_new_tokens=8))
+    assert gen.token_ids.shape[0] == 3 * len(waves)
+    for clip in range(len(waves)):
+        clip_rows = slice(3 * clip, 3 * clip + 3)
+        rows = {tuple(row[mask.bool()].tolist())
+                for row, mask in zip(gen.token_ids[clip_rows], gen.mask[clip_rows], strict=True)}
+        assert len(rows) == 3
+    scored = captioner.sequence_log_probs(waves, sr, gen.token_ids, gen.mask)
+    torch.testing.assert_close(gen.log_probs, scored.detach(), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="num_beams"):
+        captioner.generate(waves, sr, n=5, decoding=Decoding(mode="beam", num_beams=4))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import TINY_BART, check_beam_contract
 from prefcap.captioners import load as load_module
 from prefcap.captioners.audio_bart import AudioBartCaptioner, AudioBartForCaptioning
 from prefcap.captioners.base import META_FILE, Decoding
@@ -24,17 +25,9 @@ SENTENCES = [
     "birds chirp in the distance as wind blows",
     "water runs from a tap into a sink",
 ]
-TINY = dict(d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
-            encoder_ffn_dim=64, decoder_ffn_dim=64)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and threads spinning on a busy machine slow these tests threefold."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +42,7 @@ def captioner(waves) -> AudioBartCaptioner:
     """Half-taught (25 steps) to caption the noise with the first sentence and the tone with the second: greedy
     gives those, sampling still wanders, and some samples end early while others run to the limit."""
     torch.manual_seed(0)
-    captioner = AudioBartCaptioner.new(train_tokenizer(SENTENCES, 300), **TINY)
+    captioner = AudioBartCaptioner.new(train_tokenizer(SENTENCES, 300), **TINY_BART)
     optimizer = torch.optim.Adam(captioner.model.parameters(), lr=1e-2)
     captioner.model.train()
     for _ in range(25):
@@ -95,17 +88,7 @@ def test_greedy_is_deterministic_clip_major_and_decoded_without_special_tokens(c
 
 
 def test_beam_returns_n_distinct_best_beams(captioner, waves):
-    gen = captioner.generate(waves, SR, n=3, decoding=Decoding(mode="beam", num_beams=4, max_new_tokens=8))
-    assert gen.token_ids.shape[0] == 6
-    for clip in range(2):
-        clip_rows = slice(3 * clip, 3 * clip + 3)
-        rows = {tuple(row[mask.bool()].tolist())
-                for row, mask in zip(gen.token_ids[clip_rows], gen.mask[clip_rows], strict=True)}
-        assert len(rows) == 3
-    scored = captioner.sequence_log_probs(waves, SR, gen.token_ids, gen.mask)
-    torch.testing.assert_close(gen.log_probs, scored.detach(), atol=1e-5, rtol=0)
-    with pytest.raises(ValueError, match="num_beams"):
-        captioner.generate(waves, SR, n=5, decoding=Decoding(mode="beam", num_beams=4))
+    check_beam_contract(captioner, waves, SR)
 
 
 def test_sequence_log_probs_has_gradients_and_k_rows_per_clip(captioner, waves):

@@ -17,6 +17,7 @@ from transformers import (
     WhisperForConditionalGeneration,
 )
 
+from conftest import check_beam_contract
 from prefcap.captioners.base import META_FILE, Decoding
 from prefcap.captioners.hf_speech import SpeechSeq2SeqCaptioner, default_start_ids
 from prefcap.data.audio import resample
@@ -68,13 +69,7 @@ def _model(vocab_size: int) -> WhisperForConditionalGeneration:
     return model
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and threads spinning on a busy machine slow these tests threefold."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -145,17 +140,7 @@ def test_greedy_is_deterministic_clip_major_and_consistent(captioner, waves):
 
 
 def test_beam_returns_n_distinct_best_beams(captioner, waves):
-    gen = captioner.generate(waves, SR, n=3, decoding=Decoding(mode="beam", num_beams=4, max_new_tokens=8))
-    assert gen.token_ids.shape[0] == 6
-    for clip in range(2):
-        clip_rows = slice(3 * clip, 3 * clip + 3)
-        rows = {tuple(row[mask.bool()].tolist())
-                for row, mask in zip(gen.token_ids[clip_rows], gen.mask[clip_rows], strict=True)}
-        assert len(rows) == 3
-    scored = captioner.sequence_log_probs(waves, SR, gen.token_ids, gen.mask)
-    torch.testing.assert_close(gen.log_probs, scored.detach(), atol=1e-5, rtol=0)
-    with pytest.raises(ValueError, match="num_beams"):
-        captioner.generate(waves, SR, n=5, decoding=Decoding(mode="beam", num_beams=4))
+    check_beam_contract(captioner, waves, SR)
 
 
 def test_sequence_log_probs_has_gradients_and_k_rows_per_clip(captioner, waves):

@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from accelerate import Accelerator
 
+from conftest import TINY_BART
 from prefcap.captioners import sft
 from prefcap.captioners.audio_bart import AudioBartCaptioner
 from prefcap.captioners.load import load_captioner
@@ -17,16 +17,7 @@ from prefcap.data.records import read_captions, read_clips
 from prefcap.data.synth.corpus import SynthConfig, synthesize
 from prefcap.errors import PrefcapError
 
-TINY = dict(d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
-            encoder_ffn_dim=64, decoder_ffn_dim=64)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +30,7 @@ def corpus(tmp_path_factory):
 
 
 def tiny(corpus, **overrides) -> AudioBartCaptioner:
-    return new_captioner((c.text for c in corpus[2]), vocab_size=400, **{**TINY, **overrides})
+    return new_captioner((c.text for c in corpus[2]), vocab_size=400, **{**TINY_BART, **overrides})
 
 
 def config(**overrides) -> SFTConfig:
