@@ -25,7 +25,7 @@ class OfflineClapConfig(PretrainedConfig):
 
     def __init__(self, vocab_size: int = 1000, n_mels: int = 64, audio_channels: tuple[int, ...] = (128, 256, 256, 256),
                  text_hidden: int = 128, text_layers: int = 2, text_heads: int = 4, max_text_tokens: int = 64,
-                 projection_dim: int = 512, pad_token_id: int = 1, **kwargs):
+                 projection_dim: int = 512, event_classes: int = 0, pad_token_id: int = 1, **kwargs):
         super().__init__(pad_token_id=pad_token_id, **kwargs)
         self.vocab_size = vocab_size
         self.n_mels = n_mels
@@ -35,6 +35,7 @@ class OfflineClapConfig(PretrainedConfig):
         self.text_heads = text_heads
         self.max_text_tokens = max_text_tokens
         self.projection_dim = projection_dim
+        self.event_classes = event_classes  # > 0: an auxiliary multi-label event head on the audio embedding
 
     @property
     def audio_config(self):  # what ClapEncoder reads from a ClapConfig
@@ -74,6 +75,7 @@ class OfflineClapModel(PreTrainedModel):
         self.text_encoder = nn.TransformerEncoder(layer, config.text_layers, enable_nested_tensor=False)
         self.text_projection = nn.Linear(config.text_hidden, config.projection_dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        self.event_head = nn.Linear(config.projection_dim, config.event_classes) if config.event_classes else None
         self.post_init()
 
     def get_audio_features(self, input_features: torch.Tensor, **_) -> torch.Tensor:
@@ -91,12 +93,14 @@ class OfflineClapModel(PreTrainedModel):
         return self.text_projection((x * mask).sum(1) / mask.sum(1).clamp(min=1))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, input_features: torch.Tensor,
-                return_loss: bool = False, positive_mask: torch.Tensor | None = None, **_) -> ModelOutput:
+                return_loss: bool = False, positive_mask: torch.Tensor | None = None,
+                event_labels: torch.Tensor | None = None, **_) -> ModelOutput:
         """Symmetric InfoNCE over the batch with a learnable temperature (as CLIP / CLAP).
 
         positive_mask [texts, clips] marks every pair that is true (default: the diagonal); each row's loss is
         -log of the softmax mass on its positives (multi-positive InfoNCE), in both directions."""
-        audio = F.normalize(self.get_audio_features(input_features), dim=-1)
+        audio_features = self.get_audio_features(input_features)
+        audio = F.normalize(audio_features, dim=-1)
         text = F.normalize(self.get_text_features(input_ids, attention_mask), dim=-1)
         logits_per_text = self.logit_scale.clamp(max=math.log(100)).exp() * text @ audio.T
         loss = None
@@ -107,6 +111,9 @@ class OfflineClapModel(PreTrainedModel):
             text_to_audio = _multi_positive_nll(logits_per_text, positive)
             audio_to_text = _multi_positive_nll(logits_per_text.T, positive.T)
             loss = (text_to_audio + audio_to_text) / 2
+            if self.event_head is not None and event_labels is not None:
+                # AudioSet-style labels as a second task: the embedding must say which events are present
+                loss = loss + F.binary_cross_entropy_with_logits(self.event_head(audio_features), event_labels)
         return ModelOutput(loss=loss, logits_per_text=logits_per_text, text_embeds=text, audio_embeds=audio)
 
 

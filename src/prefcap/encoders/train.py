@@ -22,6 +22,7 @@ from transformers import ClapFeatureExtractor, get_cosine_schedule_with_warmup
 from prefcap.data.audio import load_audio
 from prefcap.data.records import Caption, Clip
 from prefcap.data.synth.grammar import keyword_caption
+from prefcap.data.synth.lexicon import CLASS_NAMES
 from prefcap.data.synth.scene import Scene
 from prefcap.encoders.clap import ClapEncoder
 from prefcap.encoders.offline_clap import OfflineClapConfig, OfflineClapModel
@@ -47,6 +48,7 @@ class EncoderTrainConfig:
     vocab_size: int = 1000
     max_text_tokens: int = 64
     projection_dim: int = 512  # LAION CLAP's
+    event_head: bool = True  # auxiliary multi-label event loss on synthetic clips (their labels are known)
     keyword_prob: float = 0.5  # share of synthetic clips paired with a label caption instead of a reference
 
 
@@ -59,7 +61,7 @@ def build_clap(config: EncoderTrainConfig, vocab_size: int) -> tuple[OfflineClap
     model = OfflineClapModel(OfflineClapConfig(
         vocab_size=vocab_size, n_mels=config.n_mels, audio_channels=config.audio_channels,
         text_hidden=config.text_hidden, text_layers=config.text_layers, max_text_tokens=config.max_text_tokens,
-        projection_dim=config.projection_dim,
+        projection_dim=config.projection_dim, event_classes=len(CLASS_NAMES) if config.event_head else 0,
     ))
     return model, extractor
 
@@ -116,6 +118,9 @@ def train_encoder(clips: Sequence[Clip], captions: Sequence[Caption], out_dir: s
     features = torch.cat([_window_features(encoder, clips[i : i + 256], config) for i in range(0, len(clips), 256)])
 
     clip_classes = [Scene.from_dict(c.metadata["scene"]).classes if "scene" in c.metadata else None for c in clips]
+    event_labels = None
+    if config.event_head and all(classes is not None for classes in clip_classes):
+        event_labels = torch.tensor([[c in classes for c in CLASS_NAMES] for classes in clip_classes]).float()
     steps_per_epoch = len(clips) // config.batch_size
     total_steps = steps_per_epoch * config.epochs
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -130,7 +135,8 @@ def train_encoder(clips: Sequence[Clip], captions: Sequence[Caption], out_dir: s
             texts, named = zip(*(_training_text(clips[i], references[clips[i].id], config.keyword_prob, rng)
                                  for i in batch), strict=True)
             output = model(**encoder.tokenize(texts), input_features=features[batch], return_loss=True,
-                           positive_mask=positives([clip_classes[i] for i in batch], named))
+                           positive_mask=positives([clip_classes[i] for i in batch], named),
+                           event_labels=event_labels[batch] if event_labels is not None else None)
             optimizer.zero_grad(set_to_none=True)
             output.loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -144,7 +150,8 @@ def train_encoder(clips: Sequence[Clip], captions: Sequence[Caption], out_dir: s
 
     out_dir = Path(out_dir)
     encoder.save(out_dir)
-    metrics = {"train_loss_last_epoch": float(np.mean(losses[-steps_per_epoch:])), "steps": total_steps,
+    metrics = {"train_loss_first_epoch": float(np.mean(losses[:steps_per_epoch])),
+               "train_loss_last_epoch": float(np.mean(losses[-steps_per_epoch:])), "steps": total_steps,
                "clips": len(clips), "seconds": time.perf_counter() - start, "config": asdict(config)}
     (out_dir / "train_metrics.json").write_text(json.dumps(metrics, indent=2))
     return ClapEncoder.from_pretrained(out_dir, device="cpu")
