@@ -45,7 +45,7 @@ ENCODER_CONFIGS = {
 BASELINE = {
     "tiny": ({"d_model": 32, "encoder_layers": 1, "decoder_layers": 1, "encoder_ffn_dim": 64, "decoder_ffn_dim": 64},
              SFTConfig(num_train_epochs=2, batch_size=16, eval_every=5)),
-    "demo": ({}, SFTConfig(num_train_epochs=4)),
+    "demo": ({}, SFTConfig(max_steps=900)),
 }
 
 

@@ -25,7 +25,8 @@ class OfflineClapConfig(PretrainedConfig):
 
     def __init__(self, vocab_size: int = 1000, n_mels: int = 64, audio_channels: tuple[int, ...] = (128, 256, 256, 256),
                  text_hidden: int = 128, text_layers: int = 2, text_heads: int = 4, max_text_tokens: int = 64,
-                 projection_dim: int = 512, event_classes: int = 0, pad_token_id: int = 1, **kwargs):
+                 projection_dim: int = 512, event_classes: int = 0, event_loss_weight: float = 1.0,
+                 pad_token_id: int = 1, **kwargs):
         super().__init__(pad_token_id=pad_token_id, **kwargs)
         self.vocab_size = vocab_size
         self.n_mels = n_mels
@@ -36,6 +37,7 @@ class OfflineClapConfig(PretrainedConfig):
         self.max_text_tokens = max_text_tokens
         self.projection_dim = projection_dim
         self.event_classes = event_classes  # > 0: an auxiliary multi-label event head on the audio embedding
+        self.event_loss_weight = event_loss_weight
 
     @property
     def audio_config(self):  # what ClapEncoder reads from a ClapConfig
@@ -113,7 +115,8 @@ class OfflineClapModel(PreTrainedModel):
             loss = (text_to_audio + audio_to_text) / 2
             if self.event_head is not None and event_labels is not None:
                 # AudioSet-style labels as a second task: the embedding must say which events are present
-                loss = loss + F.binary_cross_entropy_with_logits(self.event_head(audio_features), event_labels)
+                events = F.binary_cross_entropy_with_logits(self.event_head(audio_features), event_labels)
+                loss = loss + self.config.event_loss_weight * events
         return ModelOutput(loss=loss, logits_per_text=logits_per_text, text_embeds=text, audio_embeds=audio)
 
 

@@ -49,6 +49,7 @@ class EncoderTrainConfig:
     max_text_tokens: int = 64
     projection_dim: int = 512  # LAION CLAP's
     event_head: bool = True  # auxiliary multi-label event loss on synthetic clips (their labels are known)
+    event_loss_weight: float = 3.0
     keyword_prob: float = 0.5  # share of synthetic clips paired with a label caption instead of a reference
 
 
@@ -62,6 +63,7 @@ def build_clap(config: EncoderTrainConfig, vocab_size: int) -> tuple[OfflineClap
         vocab_size=vocab_size, n_mels=config.n_mels, audio_channels=config.audio_channels,
         text_hidden=config.text_hidden, text_layers=config.text_layers, max_text_tokens=config.max_text_tokens,
         projection_dim=config.projection_dim, event_classes=len(CLASS_NAMES) if config.event_head else 0,
+        event_loss_weight=config.event_loss_weight,
     ))
     return model, extractor
 
