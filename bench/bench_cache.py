@@ -7,7 +7,6 @@ Prints the speed-up and merges its figures into bench/results.json under "cache"
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from collections.abc import Sequence
@@ -16,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
+from record import record
 
 from prefcap.data.records import Clip
 from prefcap.encoders.base import AudioTextEncoder
 from prefcap.encoders.cache import EmbeddingCache
-from prefcap.io import atomic_write
 from prefcap.provenance import machine
 
 
@@ -91,10 +90,7 @@ def main() -> None:
         "cache_speedup": first_seconds / second_seconds,
         "machine": machine(),
     }
-    results = json.loads(args.results.read_text()) if args.results.is_file() else {}
-    results["cache"] = figures
-    with atomic_write(args.results) as handle:
-        json.dump(results, handle, indent=2)
+    record(args.results, "cache", figures)
     print(f"cache, {args.n} clips of {args.seconds:g} s: first pass {first_seconds:.2f} s, second pass "
           f"{second_seconds:.2f} s (no encoder calls) = {figures['cache_speedup']:.1f}x on {figures['machine']}")
 

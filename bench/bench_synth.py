@@ -6,14 +6,14 @@ Run with `make bench`; prints a table and merges its figures into bench/results.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from record import record
+
 from prefcap.data.synth.corpus import SynthConfig, synthesize
-from prefcap.io import atomic_write
 from prefcap.provenance import machine
 
 
@@ -38,10 +38,7 @@ def main() -> None:
         "synth_clips_per_second": args.n / statistics.median(seconds),
         "machine": machine(),
     }
-    results = json.loads(args.results.read_text()) if args.results.is_file() else {}
-    results["synth"] = figures
-    with atomic_write(args.results) as handle:
-        json.dump(results, handle, indent=2)
+    record(args.results, "synth", figures)
     print(f"synth {args.n} target clips: median {figures['synth_seconds_median']:.1f} s "
           f"(min {min(seconds):.1f}, max {max(seconds):.1f}, {args.repeats} runs) "
           f"= {figures['synth_clips_per_second']:.0f} clips/s on {figures['machine']}")
