@@ -48,3 +48,22 @@ def check_beam_contract(captioner, waves, sr: int) -> None:
     torch.testing.assert_close(gen.log_probs, scored.detach(), atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="num_beams"):
         captioner.generate(waves, sr, n=5, decoding=Decoding(mode="beam", num_beams=4))
+
+
+def check_gradients_and_k_rows(captioner, waves, sr: int, decoding, parameters) -> None:
+    """Any Captioner: sequence_log_probs keeps gradients that reach `parameters`, scores k rows per clip as
+    if each row had its own copy of the clip, and refuses rows that do not divide among the clips."""
+    torch.manual_seed(2)
+    gen = captioner.generate(waves, sr, n=2, decoding=decoding)
+    captioner.model.zero_grad()
+    log_probs = captioner.sequence_log_probs(waves, sr, gen.token_ids, gen.mask)
+    assert log_probs.requires_grad
+    (-log_probs.sum()).backward()
+    for parameter in parameters:
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0
+    captioner.model.zero_grad()
+    repeated = [clip for clip in waves for _ in range(2)]
+    one_per_clip = captioner.sequence_log_probs(repeated, sr, gen.token_ids, gen.mask)
+    torch.testing.assert_close(log_probs, one_per_clip, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="clips"):
+        captioner.sequence_log_probs(waves, sr, gen.token_ids[:3], gen.mask[:3])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY_BART, check_beam_contract
+from conftest import TINY_BART, check_beam_contract, check_gradients_and_k_rows
 from prefcap.captioners import load as load_module
 from prefcap.captioners.audio_bart import AudioBartCaptioner, AudioBartForCaptioning
 from prefcap.captioners.base import META_FILE, Decoding
@@ -92,22 +92,10 @@ def test_beam_returns_n_distinct_best_beams(captioner, waves):
 
 
 def test_sequence_log_probs_has_gradients_and_k_rows_per_clip(captioner, waves):
-    torch.manual_seed(2)
-    gen = captioner.generate(waves, SR, n=2, decoding=sample())
     model = captioner.model
-    model.zero_grad()
-    log_probs = captioner.sequence_log_probs(waves, SR, gen.token_ids, gen.mask)
-    assert log_probs.requires_grad
-    (-log_probs.sum()).backward()
-    for parameter in (model.mel_norm.weight, model.downsample[0].weight, model.bart.model.encoder.layers[0].fc1.weight,
-                      model.bart.model.decoder.layers[0].fc1.weight):
-        assert parameter.grad is not None and parameter.grad.abs().sum() > 0
-    model.zero_grad()
-    repeated = [waves[0], waves[0], waves[1], waves[1]]
-    one_per_clip = captioner.sequence_log_probs(repeated, SR, gen.token_ids, gen.mask)
-    torch.testing.assert_close(log_probs, one_per_clip, atol=1e-5, rtol=0)
-    with pytest.raises(ValueError, match="clips"):
-        captioner.sequence_log_probs(waves, SR, gen.token_ids[:3], gen.mask[:3])
+    check_gradients_and_k_rows(captioner, waves, SR, sample(), [
+        model.mel_norm.weight, model.downsample[0].weight, model.bart.model.encoder.layers[0].fc1.weight,
+        model.bart.model.decoder.layers[0].fc1.weight])
 
 
 def test_a_clip_captions_the_same_alone_and_padded_in_a_batch(captioner, waves):
