@@ -67,3 +67,24 @@ def check_gradients_and_k_rows(captioner, waves, sr: int, decoding, parameters) 
     torch.testing.assert_close(log_probs, one_per_clip, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="clips"):
         captioner.sequence_log_probs(waves, sr, gen.token_ids[:3], gen.mask[:3])
+
+
+def two_tones(sr: int, seconds: float = 1.5) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (0.3 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 1250 * t)).astype(np.float32)
+
+
+def check_resampling(captioner, sr: int):
+    """Any Captioner: audio at other rates scores like native audio, and generates exactly like audio resampled
+    beforehand. Returns the native generation for backend-specific checks."""
+    from prefcap.captioners.base import Decoding
+    from prefcap.data.audio import resample
+
+    short = Decoding(max_new_tokens=8)
+    native = captioner.generate([two_tones(sr)], sr, decoding=short)
+    for other_sr in (44100, 8000):
+        other = captioner.sequence_log_probs([two_tones(other_sr)], other_sr, native.token_ids, native.mask)
+        torch.testing.assert_close(other.detach(), native.log_probs, atol=2e-2, rtol=0)
+    resampled = captioner.generate([resample(two_tones(44100), 44100, sr)], sr, decoding=short)
+    assert torch.equal(captioner.generate([two_tones(44100)], 44100, decoding=short).token_ids, resampled.token_ids)
+    return native
