@@ -88,3 +88,35 @@ def check_resampling(captioner, sr: int):
     resampled = captioner.generate([resample(two_tones(44100), 44100, sr)], sr, decoding=short)
     assert torch.equal(captioner.generate([two_tones(44100)], 44100, decoding=short).token_ids, resampled.token_ids)
     return native
+
+
+def build_prefs_store(root, n_clips: int = 6, audio: bool = True, annotators: tuple[str, ...] = ("ann-a", "ann-b"),
+                      overlap: int = 1, seed: int = 0):
+    """A judgment store with synthetic clips (scene metadata; short WAVs if `audio`), one pair per clip (sys-1 says
+    a reference sentence, sys-2 the same with an event swapped for a wrong one), the named annotators (returns
+    their tokens) and their queues."""
+    from pathlib import Path
+
+    from prefcap.data.audio import write_wav
+    from prefcap.data.records import Caption
+    from prefcap.data.synth.agreement import single_fault_pair
+    from prefcap.prefs.assign import AssignConfig, assign
+    from prefcap.prefs.store import NewPair, Store
+
+    root = Path(root)
+    store = Store(root / "prefs.sqlite")
+    pairs = []
+    for k, clip in enumerate(synthetic_clips("target", n_clips, seed=seed)):
+        if audio:
+            path = root / "audio" / f"{clip.id}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_wav(path, two_tones(16_000, 0.5) * (1 + k % 3) / 3, 16_000)
+            clip = clip.model_copy(update={"audio_path": str(path)})
+        good, bad = single_fault_pair(clip, "swap", np.random.default_rng([seed, k]))
+        pairs.append(NewPair(clip, Caption(clip_id=clip.id, text=good, source="sys-1"),
+                             Caption(clip_id=clip.id, text=bad, source="sys-2")))
+    store.add_pairs(pairs, origin="test")
+    tokens = {name: store.add_annotator(name) for name in annotators}
+    if annotators:
+        assign(store, AssignConfig(overlap=overlap, seed=seed))
+    return store, tokens

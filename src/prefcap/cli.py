@@ -136,6 +136,100 @@ def _sft(args: argparse.Namespace) -> None:
           f"at step {metrics['best_step']} of {metrics['steps']}")
 
 
+def _store(args: argparse.Namespace, create: bool = False):
+    from prefcap.prefs.store import Store
+
+    return Store.at(args.db, create=create)
+
+
+def _pairs(args: argparse.Namespace) -> None:
+    from prefcap.captioners.load import load_captioner
+    from prefcap.data.records import read_captions, read_clips
+    from prefcap.prefs.pairs import PairsConfig, build_pairs
+
+    config = apply_overrides(PairsConfig(num_pairs=args.num_pairs, num_clips=args.num_clips,
+                                         strategy=args.strategy, seed=args.seed), args.overrides)
+    clips = read_clips(args.clips)
+    if args.split:
+        clips = [c for c in clips if c.split == args.split]
+    if not clips:
+        raise PrefcapError(f"{args.clips}: no clips" + (f" in split {args.split!r}" if args.split else ""))
+    captioners = {}
+    for spec in args.captioner:
+        name, _, path = spec.rpartition("=") if "=" in spec else (Path(spec).name, "", spec)
+        captioners[name] = load_captioner(path)
+    references = read_captions(args.references) if args.references else None
+    store = _store(args, create=True)
+    stats = build_pairs(store, captioners, clips, config, references=references)
+    print(f"stored {stats['pairs_added']} new pairs ({config.strategy}) over {stats['clips']} clips from "
+          f"{stats['candidates']} distinct candidates in {store.url}")
+
+
+def _assign(args: argparse.Namespace) -> None:
+    from prefcap.prefs.assign import AssignConfig, assign
+
+    store = _store(args)
+    annotators = None
+    if args.annotators:
+        known = {a.name: a for a in store.annotators()}
+        missing = [n for n in args.annotators.split(",") if n not in known]
+        if missing:
+            raise PrefcapError(f"unknown annotators: {', '.join(missing)}")
+        annotators = [known[n] for n in args.annotators.split(",")]
+    stats = assign(store, AssignConfig(overlap=args.overlap, gold_share=args.gold_share, seed=args.seed), annotators)
+    print(f"queued {stats['assignments']} items ({stats['gold_assignments']} gold) for {stats['annotators']} "
+          f"annotators over {stats['pairs']} pairs")
+
+
+def _annotators(args: argparse.Namespace) -> None:
+    store = _store(args, create=True)
+    if args.action == "add":
+        token = store.add_annotator(args.name, role="admin" if args.admin else "annotator")
+        print(f"{'admin' if args.admin else 'annotator'} {args.name!r} added; their login link "
+              f"(shown once, keep it private):\n  http://{args.host}:{args.port}/login?token={token}")
+    else:
+        for annotator in store.annotators(role=None):
+            done, assigned = store.progress(annotator)
+            print(f"{annotator.name:<24}{annotator.role:<12}{done} / {assigned} done")
+
+
+def _annotate(args: argparse.Namespace) -> None:
+    from prefcap.prefs.app import serve
+
+    if args.guidelines and not args.guidelines.is_file():
+        raise PrefcapError(f"{args.guidelines}: no such guidelines file")
+    store = _store(args)
+    print(f"serving {store.url} on http://{args.host}:{args.port} (Ctrl-C stops)")
+    serve(store, args.host, args.port, args.guidelines, secure_cookies=args.secure_cookies)
+
+
+def _simulate(args: argparse.Namespace) -> None:
+    from prefcap.prefs.simulate import simulate
+
+    stats = simulate(_store(args), args.panel, seed=args.seed, overlap=args.overlap or None)
+    print(f"{stats['annotators']} simulated annotators ({args.panel} panel) gave {stats['judgments']} judgments")
+
+
+def _prefs(args: argparse.Namespace) -> None:
+    from prefcap.prefs import formats
+
+    if args.action == "export":
+        store = _store(args)
+        writer = {"jsonl": formats.export_jsonl, "hf": formats.export_hf,
+                  "label-studio": formats.export_label_studio}[args.format]
+        writer(store, args.file)
+        print(f"exported {args.format} to {args.file}")
+    else:
+        reader = {"jsonl": formats.import_jsonl, "label-studio": formats.import_label_studio,
+                  "fense": formats.import_fense}.get(args.format)
+        if reader is None:
+            raise PrefcapError(f"format {args.format!r} is export-only; import jsonl, label-studio or fense")
+        if not args.file.is_file():
+            raise PrefcapError(f"{args.file}: no such file")
+        stats = reader(_store(args, create=True), args.file)
+        print("imported " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in stats.items()))
+
+
 def _demo(args: argparse.Namespace) -> None:
     from prefcap.demo import DemoConfig, run_demo, summary_table
 
@@ -203,6 +297,63 @@ def build_parser() -> argparse.ArgumentParser:
     sft.add_argument("--val-split", default="val")
     sft.add_argument("overrides", nargs="*", metavar="key=value", help="SFTConfig fields, e.g. max_steps=500")
     sft.set_defaults(run=_sft)
+
+    def with_db(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        command.add_argument("--db", required=True, help="judgment store: a run folder, .sqlite file or SQLAlchemy URL")
+        return command
+
+    pairs = with_db(commands.add_parser("pairs", help="sample candidate captions and store pairs to judge"))
+    pairs.add_argument("--clips", required=True, type=Path, help="clips.jsonl of the audio to caption")
+    pairs.add_argument("--split", help="use only clips of this split")
+    pairs.add_argument("--captioner", required=True, action="append",
+                       help="[NAME=]captioner folder or hub id; repeat for several systems")
+    pairs.add_argument("--references", type=Path, help="captions.jsonl whose references join the candidates")
+    pairs.add_argument("--num-pairs", type=int, default=1000, help="pairs to store (N)")
+    pairs.add_argument("--num-clips", type=int, help="clips to spread them over (M; default all)")
+    pairs.add_argument("--strategy", choices=("random", "cross-system", "uncertain"), default="random")
+    pairs.add_argument("--seed", type=int, default=0)
+    pairs.add_argument("overrides", nargs="*", metavar="key=value", help="PairsConfig fields")
+    pairs.set_defaults(run=_pairs)
+
+    assign = with_db(commands.add_parser("assign", help="queue pairs for annotators (overlap, gold share)"))
+    assign.add_argument("--overlap", type=int, default=3, help="judgments per pair")
+    assign.add_argument("--gold-share", type=float, default=0.0, help="share of gold items in each queue")
+    assign.add_argument("--annotators", help="comma-separated names (default: every annotator)")
+    assign.add_argument("--seed", type=int, default=0)
+    assign.set_defaults(run=_assign)
+
+    annotators = commands.add_parser("annotators", help="add or list annotators")
+    annotator_actions = annotators.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    add = with_db(annotator_actions.add_parser("add", help="register an annotator and print their login link"))
+    add.add_argument("name")
+    add.add_argument("--admin", action="store_true", help="an admin token (the admin page), not an annotator")
+    add.add_argument("--host", default="127.0.0.1", help="host shown in the printed link")
+    add.add_argument("--port", type=int, default=8000, help="port shown in the printed link")
+    add.set_defaults(run=_annotators)
+    listing = with_db(annotator_actions.add_parser("list", help="annotators and their progress"))
+    listing.set_defaults(run=_annotators)
+
+    annotate = with_db(commands.add_parser("annotate", help="serve the annotation web app"))
+    annotate.add_argument("--host", default="127.0.0.1")
+    annotate.add_argument("--port", type=int, default=8000)
+    annotate.add_argument("--guidelines", type=Path, help="Markdown guidelines shown on the page")
+    annotate.add_argument("--secure-cookies", action="store_true", help="mark cookies Secure (serving over HTTPS)")
+    annotate.set_defaults(run=_annotate)
+
+    simulate = with_db(commands.add_parser("simulate", help="simulated annotators answer their queues"))
+    simulate.add_argument("--panel", choices=("train", "eval"), default="train")
+    simulate.add_argument("--overlap", type=int, default=3, help="judgments per pair (0: only answer what is queued)")
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.set_defaults(run=_simulate)
+
+    prefs = commands.add_parser("prefs", help="export or import preference data")
+    prefs_actions = prefs.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    directions = (("export", ("jsonl", "hf", "label-studio")), ("import", ("jsonl", "label-studio", "fense")))
+    for action, formats in directions:
+        command = with_db(prefs_actions.add_parser(action, help=f"{action} judgments ({', '.join(formats)})"))
+        command.add_argument("file", type=Path)
+        command.add_argument("--format", choices=formats, default="jsonl")
+        command.set_defaults(run=_prefs)
 
     demo = commands.add_parser("demo", help="run the whole method on the embedded default")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"))

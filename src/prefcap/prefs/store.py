@@ -42,7 +42,7 @@ from prefcap.data.records import Caption, Clip
 from prefcap.errors import PrefcapError
 
 DEFAULT_FILE = "prefs.sqlite"
-CHOICES = ("a", "b", "tie", "skip")
+ANSWERS = ("left", "right", "tie", "skip")  # what an annotator can answer
 
 
 class StoreError(PrefcapError):
@@ -386,14 +386,15 @@ class Store:
         with self.transaction() as session:
             return _progress(session, annotator.id)
 
-    def submit(self, annotator: Annotator, assignment_id: int, choice: str, seconds: float | None = None) -> None:
-        """Record a verdict (a / b / tie) or a skip of one of this annotator's assignments, atomically.
+    def submit(self, annotator: Annotator, assignment_id: int, answer: str, seconds: float | None = None) -> str:
+        """Record an answer to one of this annotator's assignments, atomically; returns the stored choice.
 
-        `choice` names the pair's caption (a or b), not the side; the caller maps sides through the layout.
-        A skip is logged but is not a verdict: the item goes to the end of the queue.
+        `answer` names what the annotator saw: left / right / tie / skip; the store maps the side to caption a
+        or b through the layout it chose, so callers stay blind. A skip is logged but is not a verdict: the item
+        goes to the end of the queue.
         """
-        if choice not in CHOICES:
-            raise StoreError(f"unknown choice {choice!r}; expected one of {', '.join(CHOICES)}")
+        if answer not in ANSWERS:
+            raise StoreError(f"unknown answer {answer!r}; expected one of {', '.join(ANSWERS)}")
         if seconds is not None and not (0 <= seconds < 86_400):
             raise StoreError(f"time taken must be between 0 and 86400 seconds, got {seconds}")
         try:
@@ -404,6 +405,9 @@ class Store:
                     raise NotFound(f"no assignment {assignment_id} for this annotator")
                 if row.status == "done":
                     raise AlreadyJudged(f"assignment {assignment_id} is already judged")
+                choice = answer
+                if answer in ("left", "right"):
+                    choice = "a" if (answer == "left") == row.a_on_left else "b"
                 session.add(JudgmentRow(assignment_id=row.id, choice=choice, a_on_left=row.a_on_left,
                                         seconds=seconds))
                 if choice == "skip":
@@ -412,6 +416,7 @@ class Store:
                     row.status = "done"
         except IntegrityError:
             raise AlreadyJudged(f"assignment {assignment_id} is already judged") from None
+        return choice
 
     def clip_audio(self, annotator: Annotator, clip_id: str) -> Path | None:
         """The audio file of a clip in this annotator's queue; looked up by id, never by a requested path."""
