@@ -1,9 +1,9 @@
 import threading
 
 import pytest
-from conftest import build_prefs_store
 from sqlalchemy.exc import IntegrityError
 
+from conftest import build_prefs_store
 from prefcap.data.synth.judge import TRAINING_PANEL, build_panel
 from prefcap.errors import PrefcapError
 from prefcap.prefs.agreement import agreement_report, cohen_kappa, fleiss_kappa
