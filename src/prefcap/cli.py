@@ -147,8 +147,9 @@ def _pairs(args: argparse.Namespace) -> None:
     from prefcap.data.records import read_captions, read_clips
     from prefcap.prefs.pairs import PairsConfig, build_pairs
 
-    config = apply_overrides(PairsConfig(num_pairs=args.num_pairs, num_clips=args.num_clips,
-                                         strategy=args.strategy, seed=args.seed), args.overrides)
+    config = apply_overrides(PairsConfig(num_pairs=args.num_pairs, num_clips=args.num_clips, strategy=args.strategy,
+                                         include_references=args.references is not None, seed=args.seed),
+                             args.overrides)
     clips = read_clips(args.clips)
     if args.split:
         clips = [c for c in clips if c.split == args.split]
@@ -161,8 +162,11 @@ def _pairs(args: argparse.Namespace) -> None:
     references = read_captions(args.references) if args.references else None
     store = _store(args, create=True)
     stats = build_pairs(store, captioners, clips, config, references=references)
-    print(f"stored {stats['pairs_added']} new pairs ({config.strategy}) over {stats['clips']} clips from "
+    print(f"stored {stats['pairs_added']} new pairs ({config.strategy}; {stats['pairs_selected']} of the "
+          f"{stats['pairs_requested']} requested were possible) over {stats['clips']} clips from "
           f"{stats['candidates']} distinct candidates in {store.url}")
+    if stats["clips_without_candidates"]:
+        print(f"{stats['clips_without_candidates']} clips gave no candidate (unusable audio)")
 
 
 def _assign(args: argparse.Namespace) -> None:
