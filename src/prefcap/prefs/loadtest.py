@@ -84,8 +84,8 @@ def annotate_over_http(url: str, token: str, judgments: int, think_seconds: tupl
     report = ClientReport()
     with httpx.Client(base_url=url, timeout=30.0) as client:
         try:
-            login = client.get("/login", params={"token": token})
-            if login.status_code != 200:
+            login = client.get("/login", params={"token": token})  # 303 to the page, with the session cookie
+            if login.status_code != 303:
                 report.error = f"login failed: {login.status_code}"
                 return report
             while len(report.acknowledged) < judgments:

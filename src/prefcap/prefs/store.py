@@ -436,7 +436,7 @@ class Store:
         caption_a = aliased(CaptionRow)
         caption_b = aliased(CaptionRow)
         query = (
-            select(JudgmentRow, AssignmentRow, PairRow, AnnotatorRow.name, caption_a, caption_b)
+            select(JudgmentRow, PairRow, AnnotatorRow.name, caption_a, caption_b)
             .join(AssignmentRow, JudgmentRow.assignment_id == AssignmentRow.id)
             .join(PairRow, AssignmentRow.pair_id == PairRow.id)
             .join(AnnotatorRow, AssignmentRow.annotator_id == AnnotatorRow.id)
@@ -449,13 +449,14 @@ class Store:
         with self.transaction() as session:
             return [
                 {
-                    "judgment_id": judgment.id, "pair_id": pair.id, "clip_id": pair.clip_id,
+                    "judgment_id": judgment.id, "assignment_id": judgment.assignment_id, "pair_id": pair.id,
+                    "clip_id": pair.clip_id,
                     "caption_a": a.text, "caption_b": b.text, "system_a": a.system, "system_b": b.system,
                     "choice": judgment.choice, "annotator": name, "a_on_left": judgment.a_on_left,
                     "seconds": judgment.seconds, "gold": pair.gold, "origin": pair.origin,
                     "time": judgment.created.isoformat(),
                 }
-                for judgment, _assignment, pair, name, a, b in session.execute(query)
+                for judgment, pair, name, a, b in session.execute(query)
             ]
 
     def pair_rows(self) -> list[dict]:

@@ -1,0 +1,39 @@
+"""The annotation server as a real process: a SIGKILL mid-run loses no acknowledged judgment."""
+
+import threading
+import time
+
+from conftest import build_prefs_store
+
+from prefcap.prefs.loadtest import run_clients, running_server
+from prefcap.prefs.store import Store
+
+
+def test_a_killed_server_loses_no_acknowledged_judgment_and_a_restart_resumes(tmp_path):
+    store, tokens = build_prefs_store(tmp_path, n_clips=60, audio=False, annotators=("w", "x", "y", "z"), overlap=2)
+    db = tmp_path / "prefs.sqlite"
+    reports = []
+    with running_server(db) as server:
+        clients = threading.Thread(target=lambda: reports.extend(
+            run_clients(server.url, list(tokens.values()), judgments=30, think_seconds=(0.0, 0.01))))
+        clients.start()
+        deadline = time.monotonic() + 60
+        while store.counts()["judgments"] < 25 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        server.kill()
+        clients.join()
+    acknowledged = {a for report in reports for a in report.acknowledged}
+    assert 25 <= len(acknowledged) < 120, "the kill must land mid-run"
+    assert all(report.error and "login" not in report.error for report in reports), [r.error for r in reports]
+
+    after = Store(db, create=False)
+    stored = {row["assignment_id"] for row in after.judgment_rows()}
+    assert acknowledged <= stored  # nothing the client saw a 2xx for is lost
+    assert len(stored) <= len(acknowledged) + len(tokens)  # at most one unacknowledged write in flight per client
+
+    with running_server(db) as server:
+        resumed = run_clients(server.url, list(tokens.values()), judgments=30, think_seconds=(0.0, 0.0))
+    assert not any(r.error for r in resumed) and all(s < 500 for r in resumed for s in r.statuses)
+    rows = after.judgment_rows()
+    assert len(rows) == 120 and len({r["assignment_id"] for r in rows}) == 120
+    assert after.counts()["open_assignments"] == 0
