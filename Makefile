@@ -27,6 +27,7 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python bench/bench_synth.py
 	$(BIN)/python bench/bench_cache.py
+	$(BIN)/python bench/bench_annotate_load.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
