@@ -114,7 +114,7 @@ def _hf_row(pair: dict, votes: Counter) -> dict[str, Any]:
 
 
 def export_label_studio(store: Store, path: str | os.PathLike) -> int:
-    """Every stored pair as a Label Studio pairwise task, plus the labeling config beside it (`<stem>.label_config.xml`).
+    """Every stored pair as a Label Studio pairwise task, and the labeling config beside it (<stem>.label_config.xml).
 
     Tasks are blind: no systems, no gold answer; `pair_id` in the data lets `import_label_studio` find the pair again
     (Label Studio renumbers task ids on import).
@@ -150,7 +150,7 @@ def import_label_studio(store: Store, path: str | os.PathLike, origin: str = "la
     for index, task in enumerate(tasks):
         where = f"{path}: task [{index}]"
         data = task.get("data") if isinstance(task, dict) else None
-        if not isinstance(data, dict) or not all(isinstance(data.get(key), str) for key in ("clip_id", "text1", "text2")):
+        if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("clip_id", "text1", "text2")):
             raise PrefcapError(f"{where}: its data lacks clip_id, text1 or text2")
         clip_id, text1, text2 = data["clip_id"], data["text1"], data["text2"]
         if not clip_id or text1 == text2:
