@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import build_prefs_store
 
+from conftest import build_prefs_store
 from prefcap.prefs.loadtest import running_server
 
 

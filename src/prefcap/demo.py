@@ -1,15 +1,17 @@
 """`prefcap demo`: the method end to end on the embedded default, each stage cached in the run folder.
 
 So far: the synthetic corpus (general, source and target domains), the checks of the simulated
-annotators that stand in for people, and the offline CLAP (trained on `general`, evaluated on
-target). Later stages (captioners, preferences, reward, RL, evaluation) plug in here as they land.
+annotators that stand in for people, the offline CLAP (trained on `general`, evaluated on target),
+the baseline captioner (trained on source, evaluated on both domains), and the preference data:
+pairs of the baseline's own captions of the target `prefs` clips, judged by the simulated training
+panel through the judgment store. Later stages (reward, RL, evaluation) plug in here as they land.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,10 @@ from prefcap.encoders.train import EncoderTrainConfig, train_encoder
 from prefcap.errors import PrefcapError
 from prefcap.eval.metrics import compute_metrics
 from prefcap.io import atomic_write
+from prefcap.prefs.agreement import agreement_report
+from prefcap.prefs.pairs import PairsConfig, build_pairs
+from prefcap.prefs.simulate import simulate
+from prefcap.prefs.store import Store
 from prefcap.provenance import peak_rss_mb, provenance
 from prefcap.stages import run_stage
 
@@ -46,6 +52,12 @@ BASELINE = {
     "tiny": ({"d_model": 32, "encoder_layers": 1, "decoder_layers": 1, "encoder_ffn_dim": 64, "decoder_ffn_dim": 64},
              SFTConfig(num_train_epochs=2, batch_size=16, eval_every=5)),
     "demo": ({}, SFTConfig(max_steps=900)),
+}
+
+# candidate pairs of the baseline's captions on the target `prefs` clips, and judgments per pair
+PREFERENCES = {
+    "tiny": (PairsConfig(num_pairs=60, batch_size=16), 3),
+    "demo": (PairsConfig(num_pairs=1500), 3),
 }
 
 
@@ -123,6 +135,25 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
         lambda tmp: evaluate_baseline(out, tmp, config.seed, progress),
         inputs=[out / "captioner-baseline", source / "clips.jsonl", target_clips],
     )
+    pairs_config, overlap = PREFERENCES[config.size]
+    pairs_config = replace(pairs_config, seed=config.seed)
+
+    def collect_preferences(tmp: Path) -> None:
+        clips = [c for c in read_clips(target_clips) if c.split == "prefs"]
+        captioner = load_captioner(out / "captioner-baseline", device="cpu")
+        store = Store(tmp / "prefs.sqlite")
+        pairs = build_pairs(store, {"baseline": captioner}, clips, pairs_config, progress=progress)
+        judged = simulate(store, "train", seed=config.seed, overlap=overlap, progress=progress)
+        quality = agreement_report(store.judgment_rows())
+        store.close()
+        summary = {**pairs, **judged, "overlap": overlap, "fleiss_kappa": quality["fleiss_kappa"],
+                   "mean_cohen_kappa": float(np.mean([a["mean_cohen_kappa"] for a in quality["annotators"]]))}
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
+
+    _, timings["preferences"] = run_stage(
+        out / "prefs", {"pairs": asdict(pairs_config), "overlap": overlap, "panel": "train"}, collect_preferences,
+        inputs=[out / "captioner-baseline", target_clips],
+    )
     timings["total"] = time.perf_counter() - start
 
     results = {
@@ -132,6 +163,7 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
         "annotators": json.loads((out / "annotators" / "report.json").read_text()),
         "encoder": json.loads((out / "encoder_eval" / "metrics.json").read_text()),
         "baseline": json.loads((out / "baseline_eval" / "metrics.json").read_text()),
+        "preferences": json.loads((out / "prefs" / "summary.json").read_text()),
         "resources": {"peak_rss_mb": peak_rss_mb()},
         "timings_s": timings,
     }
@@ -201,6 +233,10 @@ def summary_table(results: dict) -> str:
     agreement = baseline["annotator_agreement_on_baseline_samples"]
     lines.append(f"annotator agreement on {agreement['pairs']} pairs of baseline samples: "
                  f"train {agreement['train']:.3f}, eval {agreement['eval']:.3f}")
+    prefs = results["preferences"]
+    lines.append(f"preference data: {prefs['pairs_added']} pairs of baseline captions over {prefs['clips']} target "
+                 f"clips, {prefs['judgments']} simulated judgments ({prefs['overlap']} per pair); Fleiss' kappa "
+                 f"{prefs['fleiss_kappa']:.3f}")
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in results["timings_s"].items())
     lines.append(f"timings: {timings}; peak RSS {results['resources']['peak_rss_mb']:.0f} MB")
     return "\n".join(lines)

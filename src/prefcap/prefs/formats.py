@@ -88,7 +88,8 @@ def export_hf(store: Store, path: str | os.PathLike, include_gold: bool = False)
     """One row per judged pair with its majority verdict, as a JSON-lines table `datasets.load_dataset("json")` reads.
 
     The majority is the sign of votes_a - votes_b (the FENSE convention); a zero sum is a tie, written with caption
-    a as `chosen`. Gold (quality-control) pairs are left out unless asked for: their captions were made to differ.
+    a as `chosen`. Gold pairs are left out unless asked for: they are quality-control items with a planted answer,
+    not a sample of the systems' captions.
     """
     pairs: dict[int, dict] = {}
     votes: dict[int, Counter] = {}
@@ -117,7 +118,7 @@ def export_label_studio(store: Store, path: str | os.PathLike) -> int:
     """Every stored pair as a Label Studio pairwise task, and the labeling config beside it (<stem>.label_config.xml).
 
     Tasks are blind: no systems, no gold answer; `pair_id` in the data lets `import_label_studio` find the pair again
-    (Label Studio renumbers task ids on import).
+    (Label Studio may give tasks ids of its own).
     """
     path = Path(path)
     references: dict[str, list[str]] = {}
@@ -261,11 +262,10 @@ def import_fense(store: Store, path: str | os.PathLike, origin: str = "fense") -
                 stats["skipped_pairs"] += 1
                 continue
             stats["pairs"] += 1
-            pair = _pair(clip, caption_1, caption_2, f"fense-{key}", f"fense-{key}")
+            pair = _pair(clip, caption_1, caption_2, f"fense-{key}", f"fense-{key}", origin=f"{origin}:{key}")
             rows += [ImportedJudgment(pair, FENSE_CHOICES[vote], f"fense-{k}") for k, vote in enumerate(votes, start=1)]
-    store.add_clips(clips.values())
-    store.add_captions(references)
-    return {"clips": len(clips), **stats, **store.import_judgments(rows, origin)}
+    return {"clips": len(clips), **stats,
+            **store.import_judgments(rows, origin, clips=clips.values(), references=references)}
 
 
 def _fense_clip_id(entry: dict, where: str) -> str:
@@ -297,9 +297,10 @@ def _fense_pair(item: list, where: str) -> tuple[str, str, list[int]]:
 # ---- shared helpers -------------------------------------------------------------------------------------
 
 
-def _pair(clip: Clip, text_a: str, text_b: str, system_a: str, system_b: str, gold: str | None = None) -> NewPair:
+def _pair(clip: Clip, text_a: str, text_b: str, system_a: str, system_b: str, gold: str | None = None,
+          origin: str | None = None) -> NewPair:
     return NewPair(clip, Caption(clip_id=clip.id, text=text_a, source=system_a),
-                   Caption(clip_id=clip.id, text=text_b, source=system_b), gold=gold)
+                   Caption(clip_id=clip.id, text=text_b, source=system_b), gold=gold, origin=origin)
 
 
 def _clean(text: str) -> str:

@@ -491,26 +491,42 @@ class Store:
                 "skips": count(select(func.count(JudgmentRow.id)).where(JudgmentRow.choice == "skip")),
             }
 
-    def import_judgments(self, rows: Iterable[ImportedJudgment], origin: str) -> dict[str, int]:
-        """Store judgments made elsewhere (with their clips, captions, pairs and annotators), in one transaction.
+    def import_judgments(self, rows: Iterable[ImportedJudgment], origin: str, clips: Iterable[Clip] = (),
+                         references: Iterable[Caption] = ()) -> dict[str, int]:
+        """Store judgments made elsewhere (with their clips, references, captions, pairs and annotators), all in
+        one transaction: a file that fails halfway imports nothing.
 
-        A judgment by an annotator who already judged that pair is not stored twice; it is counted as a duplicate.
+        A judgment by an annotator who already has that pair is not stored twice; it is counted as a duplicate.
         """
         stats = {"judgments": 0, "duplicates": 0}
         with self.transaction() as session:
-            annotators: dict[str, int] = {}
+            for clip in clips:
+                _ensure_clip(session, clip)
+            for caption in references:
+                _ensure_caption(session, caption.clip_id, caption.text, caption.source, None)
+            annotators: dict[str, int] = {}  # name -> id
+            queue_ends: dict[int, int] = {}  # annotator id -> last queue position
+            pairs: dict[tuple, tuple[int, bool]] = {}  # (clip, text a, system a, text b, system b) -> (id, flipped)
+            assigned = set(session.execute(select(AssignmentRow.pair_id, AssignmentRow.annotator_id)).all())
             for row in rows:
-                pair_id, _, flipped = _ensure_pair(session, row.pair, origin)
+                pair = row.pair
+                key = (pair.clip.id, pair.caption_a.text, pair.caption_a.source, pair.caption_b.text,
+                       pair.caption_b.source)
+                if key not in pairs:
+                    pair_id, _, flipped = _ensure_pair(session, pair, origin)
+                    pairs[key] = (pair_id, flipped)
+                pair_id, flipped = pairs[key]
                 if row.annotator not in annotators:
                     annotators[row.annotator] = _ensure_annotator(session, row.annotator)
+                    queue_ends[annotators[row.annotator]] = _queue_end(session, annotators[row.annotator])
                 annotator_id = annotators[row.annotator]
-                exists = session.scalar(select(AssignmentRow.id).where(
-                    AssignmentRow.pair_id == pair_id, AssignmentRow.annotator_id == annotator_id))
-                if exists is not None:
+                if (pair_id, annotator_id) in assigned:
                     stats["duplicates"] += 1
                     continue
+                assigned.add((pair_id, annotator_id))
+                queue_ends[annotator_id] += 1
                 assignment = AssignmentRow(pair_id=pair_id, annotator_id=annotator_id, a_on_left=True,
-                                           position=_queue_end(session, annotator_id) + 1, status="done")
+                                           position=queue_ends[annotator_id], status="done")
                 session.add(assignment)
                 session.flush()
                 choice = {"a": "b", "b": "a"}.get(row.choice, row.choice) if flipped else row.choice
@@ -530,6 +546,7 @@ class NewPair:
     gold: str | None = None
     decoding_a: dict | None = None
     decoding_b: dict | None = None
+    origin: str | None = None  # where this pair came from, when it differs from the batch's origin
 
 
 @dataclass(frozen=True)
@@ -589,7 +606,7 @@ def _ensure_pair(session: Session, pair: NewPair, origin: str) -> tuple[int, boo
         found = session.scalar(select(PairRow.id).where(PairRow.caption_a_id == first, PairRow.caption_b_id == second))
         if found is not None:
             return found, False, flipped
-    row = PairRow(clip_id=pair.clip.id, caption_a_id=a, caption_b_id=b, gold=pair.gold, origin=origin)
+    row = PairRow(clip_id=pair.clip.id, caption_a_id=a, caption_b_id=b, gold=pair.gold, origin=pair.origin or origin)
     session.add(row)
     session.flush()
     return row.id, True, False
