@@ -73,6 +73,8 @@ def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
     assert "agreement within panel" in result.stdout
     assert {"source", "target", "annotator_agreement_on_baseline_samples"} <= set(results["baseline"])
     assert 0 <= results["encoder"]["zero_shot_event_map"]["map"] <= 1
+    prefs = results["preferences"]
+    assert prefs["judgments"] == 3 * prefs["pairs_added"] > 0 and (out / "prefs" / "prefs.sqlite").is_file()
 
     again = run_cli("demo", "--size", "tiny", "--out", out, "--seed", "1")
     assert again.returncode == 0
@@ -119,3 +121,41 @@ def test_sft_then_caption_a_folder_with_a_broken_file(tmp_path):
     assert [(r["path"].rsplit("/", 1)[-1], r["reason"]) for r in rejected] == [("broken.wav", "unreadable")]
     manifest = run_cli("caption", data / "clips.jsonl", "--captioner", model, "--out", tmp_path / "m.jsonl")
     assert manifest.returncode == 0 and len((tmp_path / "m.jsonl").read_text().splitlines()) == 24
+
+
+def test_preference_workflow_from_the_command_line(tmp_path, capsys):
+    from conftest import TINY_BART
+
+    from prefcap.captioners.sft import new_captioner
+    from prefcap.data.records import read_captions
+    from prefcap.prefs.store import Store
+
+    data, run = tmp_path / "data", tmp_path / "run"
+    assert main(["synth", "--out", str(data), "--n", "16", "--domain", "target", "--seed", "4"]) == 0
+    captioner = new_captioner((c.text for c in read_captions(data / "captions.jsonl")), seed=0, **TINY_BART)
+    captioner.save(tmp_path / "tiny")
+    assert main(["pairs", "--db", str(run), "--clips", str(data / "clips.jsonl"), "--captioner",
+                 f"tiny={tmp_path / 'tiny'}", "--num-pairs", "12", "--num-clips", "6", "samples_per_decoding=1",
+                 "decodings=[]"]) == 2  # an empty decoding list is refused
+    assert main(["pairs", "--db", str(run), "--clips", str(data / "clips.jsonl"), "--captioner",
+                 f"tiny={tmp_path / 'tiny'}", "--num-pairs", "12", "--num-clips", "6"]) == 0
+    store = Store.at(run, create=False)
+    assert store.url.endswith("run/prefs.sqlite") and store.counts()["pairs"] == 12
+    assert {r["system_a"] for r in store.pair_rows()} == {"tiny"}
+
+    capsys.readouterr()
+    assert main(["annotators", "add", "alice", "--db", str(run), "--port", "8123"]) == 0
+    link = capsys.readouterr().out.split()[-1]
+    assert link.startswith("http://127.0.0.1:8123/login?token=")
+    assert store.authenticate(link.split("token=")[1]).name == "alice"
+    assert main(["assign", "--db", str(run), "--overlap", "1"]) == 0
+    assert main(["simulate", "--db", str(run), "--overlap", "3", "--seed", "1"]) == 0
+    counts = store.counts()
+    assert counts["judgments"] == 24 and counts["open_assignments"] == 12  # alice's 12 wait for her
+
+    table = tmp_path / "prefs.hf.jsonl"
+    assert main(["prefs", "export", "--db", str(run), "--format", "hf", str(table)]) == 0
+    rows = [json.loads(line) for line in table.read_text().splitlines()]
+    assert len(rows) == 12 and all(r["n_votes"] == 2 for r in rows)
+    assert main(["prefs", "import", "--db", str(tmp_path / "other"), "--format", "hf", str(table)]) == 2
+    assert main(["assign", "--db", str(tmp_path / "missing.sqlite")]) == 2

@@ -222,9 +222,10 @@ class Store:
 
     @classmethod
     def at(cls, target: str | Path, create: bool = True) -> Store:
-        """A store from a URL, a database file, or a run directory (which holds prefs.sqlite)."""
+        """A store from a URL, a database file, or a run folder (which holds prefs.sqlite): a path that is a
+        folder or has no suffix is a run folder."""
         path = Path(str(target))
-        if "://" not in str(target) and path.is_dir():
+        if "://" not in str(target) and (path.is_dir() or not path.suffix):
             path = path / DEFAULT_FILE
         return cls(path if "://" not in str(target) else str(target), create=create)
 
