@@ -125,7 +125,6 @@ def test_sft_then_caption_a_folder_with_a_broken_file(tmp_path):
 
 def test_preference_workflow_from_the_command_line(tmp_path, capsys):
     from conftest import TINY_BART
-
     from prefcap.captioners.sft import new_captioner
     from prefcap.data.records import read_captions
     from prefcap.prefs.store import Store
