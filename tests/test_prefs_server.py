@@ -22,7 +22,8 @@ def test_a_killed_server_loses_no_acknowledged_judgment_and_a_restart_resumes(tm
         server.kill()
         clients.join()
     acknowledged = {a for report in reports for a in report.acknowledged}
-    assert 25 <= len(acknowledged) < 120, "the kill must land mid-run"
+    # 25 were stored before the kill; up to one per client may have been stored but not yet acknowledged
+    assert 25 - len(tokens) <= len(acknowledged) < 120, "the kill must land mid-run"
     assert all(report.error and "login" not in report.error for report in reports), [r.error for r in reports]
 
     after = Store(db, create=False)
