@@ -101,7 +101,7 @@ def test_spice_warns_once(caplog):
 
 
 def test_sbert_model_loaded_once():
-    assert metrics._load_sbert("default") is metrics._load_sbert("default")
+    assert metrics.load_sbert("default") is metrics.load_sbert("default")
 
 
 def test_diversity_hand_computed():

@@ -53,8 +53,11 @@ class _ConvBlock(nn.Sequential):
 
 
 def _multi_positive_nll(logits: torch.Tensor, is_positive: torch.Tensor) -> torch.Tensor:
-    """Mean over rows of -log(softmax mass on the row's positives)."""
-    return (torch.logsumexp(logits, 1) - torch.logsumexp(logits.masked_fill(~is_positive, -1e4), 1)).mean()
+    """Mean over rows of -log(softmax mass on the row's positives). Rows without a positive (hard-negative
+    captions, true of no clip) take part only as columns of the other direction."""
+    rows = is_positive.any(dim=1)
+    nll = torch.logsumexp(logits[rows], 1) - torch.logsumexp(logits[rows].masked_fill(~is_positive[rows], -1e4), 1)
+    return nll.mean()
 
 
 class OfflineClapModel(PreTrainedModel):

@@ -21,6 +21,7 @@ from transformers import ClapFeatureExtractor, get_cosine_schedule_with_warmup
 
 from prefcap.data.audio import load_audio
 from prefcap.data.records import Caption, Clip
+from prefcap.data.synth.agreement import false_caption
 from prefcap.data.synth.grammar import keyword_caption
 from prefcap.data.synth.lexicon import CLASS_NAMES
 from prefcap.data.synth.scene import Scene
@@ -51,6 +52,10 @@ class EncoderTrainConfig:
     event_head: bool = True  # auxiliary multi-label event loss on synthetic clips (their labels are known)
     event_loss_weight: float = 3.0
     keyword_prob: float = 0.5  # share of synthetic clips paired with a label caption instead of a reference
+    # per synthetic clip in a batch, one fluent caption that is false of it (an event swapped or added, an
+    # attribute flipped) joins the batch as a negative: the embedding must tell "what is said" apart, not only
+    # "what it is about" -- what a reward model built on it needs
+    hard_negatives: bool = True
 
 
 def build_clap(config: EncoderTrainConfig, vocab_size: int) -> tuple[OfflineClapModel, ClapFeatureExtractor]:
@@ -136,8 +141,14 @@ def train_encoder(clips: Sequence[Clip], captions: Sequence[Caption], out_dir: s
             batch = order[step * config.batch_size : (step + 1) * config.batch_size]
             texts, named = zip(*(_training_text(clips[i], references[clips[i].id], config.keyword_prob, rng)
                                  for i in batch), strict=True)
+            mask = positives([clip_classes[i] for i in batch], named)
+            if config.hard_negatives:
+                negatives = [false_caption(Scene.from_dict(clips[i].metadata["scene"]), rng)
+                             for i in batch if "scene" in clips[i].metadata]
+                texts = (*texts, *negatives)
+                mask = torch.cat([mask, torch.zeros(len(negatives), len(batch))])
             output = model(**encoder.tokenize(texts), input_features=features[batch], return_loss=True,
-                           positive_mask=positives([clip_classes[i] for i in batch], named),
+                           positive_mask=mask,
                            event_labels=event_labels[batch] if event_labels is not None else None)
             optimizer.zero_grad(set_to_none=True)
             output.loss.backward()

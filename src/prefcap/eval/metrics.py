@@ -202,7 +202,7 @@ def _warn_spice_missing() -> None:
 
 
 @functools.lru_cache(maxsize=4)
-def _load_sbert(name: str) -> SentenceTransformer:
+def load_sbert(name: str) -> SentenceTransformer:
     """Load a sentence-transformers model once per process, never from the network."""
     from sentence_transformers import SentenceTransformer
 
@@ -218,12 +218,18 @@ def _load_sbert(name: str) -> SentenceTransformer:
 
 
 def _sbert_sim(name: str, ids: list[str], gts: dict[str, list[str]], res: dict[str, list[str]]) -> float:
-    model = _load_sbert(name)
+    model = load_sbert(name)
     texts = sorted({t for i in ids for t in (*res[i], *gts[i])})
     row = {t: k for k, t in enumerate(texts)}
     emb = model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
     per_clip = [float(np.mean(emb[[row[r] for r in gts[i]]] @ emb[row[res[i][0]]])) for i in ids]
     return float(np.mean(per_clip))
+
+
+def fluency_flags(caption: str) -> tuple[bool, bool, int]:
+    """(repetitive, truncated ending, number of words) of one caption, by the rules of `diversity_stats`."""
+    words = _WORD.findall(caption.lower())
+    return _is_repetitive(words), _is_truncated(words), len(words)
 
 
 def _distinct(words: list[list[str]], n: int) -> float:

@@ -222,6 +222,10 @@ def _least_certain_first(pairs: list[tuple[int, int]], scores: np.ndarray) -> li
     """Sort by |mean margin| / std of the margin across members: the closest to a coin flip first (stable, so
     the random order given breaks ties)."""
     first, second = np.array(pairs).T
-    margins = scores[:, first] - scores[:, second]
-    certainty = np.abs(margins.mean(axis=0)) / (margins.std(axis=0) + _EPS)
-    return [pairs[k] for k in np.argsort(certainty, kind="stable")]
+    return [pairs[k] for k in np.argsort(certainty(scores[:, first] - scores[:, second]), kind="stable")]
+
+
+def certainty(margins: np.ndarray) -> np.ndarray:
+    """How sure an ensemble is of each pair, from its [members, pairs] margins r(a) − r(b): |mean| / spread.
+    Small is a coin flip, where a judgment teaches the most."""
+    return np.abs(margins.mean(axis=0)) / (margins.std(axis=0) + _EPS)

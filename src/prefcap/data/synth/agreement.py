@@ -69,6 +69,17 @@ def machine_like_caption(scene: Scene, rng: np.random.Generator, max_faults: int
     return text
 
 
+FALSE_FAULTS = ("swap", "add", "attribute")
+
+
+def false_caption(scene: Scene, rng: np.random.Generator) -> str:
+    """A fluent caption that states something false of the scene (an event swapped for an absent one, an absent
+    event added, or an attribute flipped): a hard negative for contrastive encoder training."""
+    spec = grammar.spec_from_scene(scene, rng)
+    fault = FALSE_FAULTS[int(rng.integers(len(FALSE_FAULTS)))]
+    return grammar.render(_corrupt_spec(spec, scene, fault, rng), int(rng.integers(2**31)))
+
+
 def machine_like_pairs(clips: Sequence[Clip], rng: np.random.Generator, n: int) -> list[Pair]:
     """n pairs of two different machine-like captions of the same clip."""
     pairs: list[Pair] = []

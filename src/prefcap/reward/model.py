@@ -1,0 +1,140 @@
+"""The reward model: r(clip, caption) from frozen embeddings, one head or an ensemble of heads.
+
+The paper's model is the default: [clip; caption] (512 + 512 with LAION CLAP) -> 512 -> 128 -> 1, trained with a
+Bradley–Terry loss so that P(y1 ≻ y2 | x) = σ(r(x, y1) − r(x, y2)). r is the pre-sigmoid score; σ(r) is what a
+report calls the preference probability of a caption. An ensemble of k heads gives a mean reward and, from their
+disagreement, an uncertainty (for RL's uncertainty penalty and for active pair selection).
+
+A model remembers the id of the encoder whose embeddings it was trained on and refuses any other: a reward
+computed in the wrong embedding space is silent garbage.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save
+from torch import nn
+
+from prefcap.errors import PrefcapError
+from prefcap.io import atomic_write
+from prefcap.reward.features import N_FLUENCY, PairFeatures
+
+HEADS = ("mlp", "interaction")
+CONFIG_FILE = "reward_config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    head: str = "mlp"  # "mlp": [clip; caption] (the paper); "interaction": [c; t; c*t; |c-t|]
+    hidden: tuple[int, ...] = (512, 128)
+    dropout: float = 0.1
+    fluency_features: bool = False  # add repetition / truncated ending / length to the head's input
+    ensemble: int = 1  # k heads; k > 1 gives an uncertainty
+    bootstrap: bool = True  # each ensemble head trains on a bootstrap resample of the pairs
+    target: str = "soft"  # "soft": vote shares; "majority": sign of the vote sum
+    ties: str = "half"  # "half": a tie is a 0.5 target; "drop": left out
+    l2: float = 1e-4  # λ of the L2 penalty on the weights
+    center_rewards_coefficient: float = 0.01  # μ: keeps rewards near 0 on the data (as TRL's RewardConfig)
+    learning_rate: float = 1e-3
+    batch_size: int = 64
+    epochs: int = 60
+    val_fraction: float = 0.1  # clip-grouped share of the training pairs for early stopping (0: none)
+    patience: int = 10  # epochs without a better validation loss before stopping
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise PrefcapError(f"unknown reward head {self.head!r}; expected one of {', '.join(HEADS)}")
+        if self.ensemble < 1:
+            raise PrefcapError(f"ensemble must be at least 1, got {self.ensemble}")
+        if not self.hidden or min(self.hidden) < 1:
+            raise PrefcapError(f"hidden sizes must be positive, got {self.hidden}")
+
+
+class RewardHead(nn.Module):
+    def __init__(self, dim: int, config: RewardConfig):
+        super().__init__()
+        self.kind = config.head
+        width = (2 if config.head == "mlp" else 4) * dim + (N_FLUENCY if config.fluency_features else 0)
+        layers: list[nn.Module] = []
+        for size in config.hidden:
+            layers += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(config.dropout)]
+            width = size
+        layers.append(nn.Linear(width, 1))
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, clip: torch.Tensor, text: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
+        parts = [clip, text] if self.kind == "mlp" else [clip, text, clip * text, (clip - text).abs()]
+        return self.mlp(torch.cat([*parts, extra], dim=-1)).squeeze(-1)
+
+
+@dataclass
+class RewardModel:
+    config: RewardConfig
+    encoder_id: str
+    dim: int
+    heads: nn.ModuleList = field(repr=False)
+    metrics: dict = field(default_factory=dict)
+
+    @classmethod
+    def new(cls, config: RewardConfig, encoder_id: str, dim: int) -> RewardModel:
+        torch.manual_seed(config.seed)
+        return cls(config, encoder_id, dim, nn.ModuleList(RewardHead(dim, config) for _ in range(config.ensemble)))
+
+    def check_encoder(self, encoder_id: str) -> None:
+        if encoder_id != self.encoder_id:
+            raise PrefcapError(f"this reward model was trained on embeddings of {self.encoder_id!r}; refusing "
+                               f"embeddings of {encoder_id!r} (a reward in another embedding space is meaningless)")
+
+    @torch.no_grad()
+    def member_rewards(self, clip: torch.Tensor, text: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
+        """[k, n] pre-sigmoid rewards, one row per ensemble head."""
+        self.heads.eval()
+        return torch.stack([head(clip, text, extra) for head in self.heads])
+
+    def rewards(self, clip: torch.Tensor, text: torch.Tensor, extra: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean reward r, its spread across heads: 0 for a single head)."""
+        members = self.member_rewards(clip, text, extra)
+        spread = members.std(dim=0) if len(self.heads) > 1 else torch.zeros(members.shape[1])
+        return members.mean(dim=0), spread
+
+    def member_margins(self, features: PairFeatures) -> torch.Tensor:
+        """[k, n] r(a) − r(b) per head."""
+        return (self.member_rewards(features.clip_a, features.text_a, features.extra_a)
+                - self.member_rewards(features.clip_b, features.text_b, features.extra_b))
+
+    def preference(self, features: PairFeatures) -> torch.Tensor:
+        """P(a ≻ b) = σ(mean r(a) − mean r(b))."""
+        return torch.sigmoid(self.member_margins(features).mean(dim=0))
+
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {name: tensor.contiguous() for name, tensor in self.heads.state_dict().items()}
+        with atomic_write(folder / WEIGHTS_FILE, "wb") as handle:
+            handle.write(save(state))
+        with atomic_write(folder / CONFIG_FILE) as handle:
+            json.dump({"config": asdict(self.config), "encoder_id": self.encoder_id, "dim": self.dim,
+                       "metrics": self.metrics}, handle, indent=2)
+
+    @classmethod
+    def load(cls, folder: str | Path, encoder_id: str | None = None) -> RewardModel:
+        """Load a saved model; with `encoder_id`, refuse it unless it was trained on that encoder."""
+        folder = Path(folder)
+        if not (folder / CONFIG_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
+            raise PrefcapError(f"{folder}: not a reward model folder (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
+        saved = json.loads((folder / CONFIG_FILE).read_text())
+        raw = saved["config"]
+        config = RewardConfig(**{**raw, "hidden": tuple(raw["hidden"])})
+        model = cls.new(config, saved["encoder_id"], saved["dim"])
+        model.heads.load_state_dict(load_file(folder / WEIGHTS_FILE))
+        model.metrics = saved.get("metrics", {})
+        if encoder_id is not None:
+            model.check_encoder(encoder_id)
+        return model
+
