@@ -234,6 +234,62 @@ def _prefs(args: argparse.Namespace) -> None:
         print("imported " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in stats.items()))
 
 
+def _text_encoder(name: str):
+    """A CLAP (folder or hub id: audio and text) or, with the prefix 'sbert:', a sentence-transformers model."""
+    if name.startswith("sbert:"):
+        from prefcap.reward.features import SentenceEncoder
+
+        return SentenceEncoder(name.removeprefix("sbert:"))
+    from prefcap.encoders.clap import ClapEncoder
+
+    return ClapEncoder.from_pretrained(name)
+
+
+def _reward_train(args: argparse.Namespace) -> None:
+    from prefcap.reward.model import RewardConfig
+    from prefcap.reward.recipes import train_from_store
+
+    config = apply_overrides(RewardConfig(seed=args.seed), args.overrides)
+    encoder = _text_encoder(args.encoder)
+    metrics = train_from_store(_store(args), encoder, args.out, config, mode=args.mode,
+                               test_fraction=args.test_fraction, cache_root=args.cache, curve=args.learning_curve)
+    heldout = metrics["heldout"]
+    print(f"saved the reward model to {args.out}: held-out accuracy {heldout['accuracy']:.3f} on "
+          f"{heldout['labelled_pairs']} labelled pairs of unseen clips (annotator ceiling "
+          f"{heldout['annotator_ceiling'] or float('nan'):.3f}), trained on {metrics['train_pairs']} pairs")
+
+
+def _reward_eval(args: argparse.Namespace) -> None:
+    from prefcap.io import atomic_write
+    from prefcap.reward.model import RewardConfig
+
+    config = apply_overrides(RewardConfig(seed=args.seed, **({"head": args.head} if args.head else {})),
+                             args.overrides)
+    if args.fense:
+        from prefcap.reward.recipes import fense_accuracy, fense_cross_validation, load_fense
+
+        encoder = _text_encoder(args.encoder or "sbert:default")
+        if args.train_fense:
+            scores = fense_accuracy(load_fense(args.train_fense), load_fense(args.fense), config, encoder)
+        elif args.folds:
+            scores = fense_cross_validation(args.fense, config, encoder, args.folds)
+        else:
+            raise PrefcapError("--fense needs --train-fense TRAIN.json (train there, test on --fense) or --folds K")
+        result = {k: scores[k] for k in ("HC", "HI", "HM", "MM", "total")}
+        print("  ".join(f"{k} {'n/a' if v is None else format(v, '.3f')}" for k, v in result.items()))
+    else:
+        if not (args.model and args.db and args.encoder):
+            raise PrefcapError("give --model DIR, --db DB and --encoder (the one it was trained on), or --fense FILE")
+        from prefcap.reward.recipes import evaluate_saved
+
+        result = evaluate_saved(args.model, _store(args), _text_encoder(args.encoder), all_pairs=args.all,
+                                cache_root=args.cache)
+        print(json.dumps(result, indent=2, default=float))
+    if args.json:
+        with atomic_write(args.json) as handle:
+            json.dump(result, handle, indent=2, default=float)
+
+
 def _demo(args: argparse.Namespace) -> None:
     from prefcap.demo import DemoConfig, run_demo, summary_table
 
@@ -358,6 +414,36 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("file", type=Path)
         command.add_argument("--format", choices=formats, default="jsonl")
         command.set_defaults(run=_prefs)
+
+    reward_train = with_db(commands.add_parser("reward-train", help="train the reward model on stored judgments"))
+    reward_train.add_argument("--encoder", required=True,
+                              help="CLAP folder or hub id (mode audio), or 'sbert:NAME' (mode reference)")
+    reward_train.add_argument("--out", required=True, type=Path, help="output folder for the reward model")
+    reward_train.add_argument("--mode", choices=("audio", "reference"), default="audio",
+                              help="represent clips by their audio or by their reference captions")
+    reward_train.add_argument("--test-fraction", type=float, default=0.2, help="share of clips held out")
+    reward_train.add_argument("--cache", type=Path, help="embedding cache folder")
+    reward_train.add_argument("--learning-curve", action="store_true",
+                              help="also measure accuracy against the number of pairs (random and uncertain)")
+    reward_train.add_argument("--seed", type=int, default=0)
+    reward_train.add_argument("overrides", nargs="*", metavar="key=value",
+                              help="RewardConfig fields, e.g. head=interaction ensemble=5")
+    reward_train.set_defaults(run=_reward_train)
+
+    reward_eval = commands.add_parser("reward-eval", help="evaluate a reward model (or train-and-test on FENSE data)")
+    reward_eval.add_argument("--model", type=Path, help="reward model folder")
+    reward_eval.add_argument("--db", help="judgment store to evaluate on (its held-out clips unless --all)")
+    reward_eval.add_argument("--all", action="store_true", help="evaluate on every judged pair of the store")
+    reward_eval.add_argument("--encoder", help="the encoder the model was trained on (with --fense: sbert:default)")
+    reward_eval.add_argument("--cache", type=Path, help="embedding cache folder")
+    reward_eval.add_argument("--fense", type=Path, help="FENSE-format judgments to test on")
+    reward_eval.add_argument("--train-fense", type=Path, help="FENSE-format judgments to train on")
+    reward_eval.add_argument("--folds", type=int, help="clip-grouped K-fold cross-validation on --fense")
+    reward_eval.add_argument("--head", choices=("mlp", "interaction"), help="reward head (default: mlp)")
+    reward_eval.add_argument("--json", type=Path, help="write the result here")
+    reward_eval.add_argument("--seed", type=int, default=0)
+    reward_eval.add_argument("overrides", nargs="*", metavar="key=value", help="RewardConfig fields")
+    reward_eval.set_defaults(run=_reward_eval)
 
     demo = commands.add_parser("demo", help="run the whole method on the embedded default")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"))

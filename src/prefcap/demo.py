@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from prefcap.captioners.base import Decoding
 from prefcap.captioners.infer import caption_clips
@@ -23,7 +24,7 @@ from prefcap.captioners.sft import SFTConfig, new_captioner, train_captioner
 from prefcap.data.records import read_captions, read_clips, write_jsonl
 from prefcap.data.synth.agreement import annotator_report, pairwise_agreement
 from prefcap.data.synth.corpus import SynthConfig, synthesize
-from prefcap.data.synth.judge import EVALUATION_PANEL, TRAINING_PANEL, build_panel
+from prefcap.data.synth.judge import EVALUATION_PANEL, TRAINING_PANEL, build_panel, scene_of
 from prefcap.encoders.cache import EmbeddingCache
 from prefcap.encoders.clap import ClapEncoder
 from prefcap.encoders.evaluate import text_to_audio_recall, zero_shot_event_map
@@ -36,6 +37,12 @@ from prefcap.prefs.pairs import PairsConfig, build_pairs
 from prefcap.prefs.simulate import simulate
 from prefcap.prefs.store import Store
 from prefcap.provenance import peak_rss_mb, provenance
+from prefcap.reward.data import pairs_from_rows, split_by_clip
+from prefcap.reward.evaluate import evaluate_reward
+from prefcap.reward.features import pair_features
+from prefcap.reward.model import RewardConfig
+from prefcap.reward.recipes import audio_embeddings, train_from_store
+from prefcap.reward.train import train_reward
 from prefcap.stages import run_stage
 
 SIZES = {
@@ -58,6 +65,18 @@ BASELINE = {
 PREFERENCES = {
     "tiny": (PairsConfig(num_pairs=60, batch_size=16), 3),
     "demo": (PairsConfig(num_pairs=1500), 3),
+}
+
+# the paper's reward model, and the variants the demo compares it with on the same split
+REWARD = {
+    "tiny": RewardConfig(hidden=(32, 16), epochs=10),
+    "demo": RewardConfig(),
+}
+REWARD_VARIANTS = {
+    "interaction head": {"head": "interaction"},
+    "fluency features": {"fluency_features": True},
+    "ensemble of 5": {"ensemble": 5},
+    "interaction + fluency + ensemble of 5": {"head": "interaction", "fluency_features": True, "ensemble": 5},
 }
 
 
@@ -154,6 +173,12 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
         out / "prefs", {"pairs": asdict(pairs_config), "overlap": overlap, "panel": "train"}, collect_preferences,
         inputs=[out / "captioner-baseline", target_clips],
     )
+    reward_config = replace(REWARD[config.size], seed=config.seed)
+    _, timings["reward"] = run_stage(
+        out / "reward", {"reward": asdict(reward_config), "variants": REWARD_VARIANTS},
+        lambda tmp: train_demo_reward(out, tmp, reward_config, progress),
+        inputs=[out / "encoder", out / "prefs" / "prefs.sqlite", out / "baseline_eval"],
+    )
     timings["total"] = time.perf_counter() - start
 
     results = {
@@ -164,6 +189,7 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
         "encoder": json.loads((out / "encoder_eval" / "metrics.json").read_text()),
         "baseline": json.loads((out / "baseline_eval" / "metrics.json").read_text()),
         "preferences": json.loads((out / "prefs" / "summary.json").read_text()),
+        "rm": reward_summary(json.loads((out / "reward" / "demo_metrics.json").read_text())),
         "resources": {"peak_rss_mb": peak_rss_mb()},
         "timings_s": timings,
     }
@@ -209,6 +235,61 @@ def evaluate_baseline(out: Path, tmp: Path, seed: int, progress: bool) -> None:
     (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
 
+def train_demo_reward(out: Path, tmp: Path, config: RewardConfig, progress: bool) -> None:
+    """The paper's reward model on the simulated judgments (held-out clips, learning curve), the variants on
+    the same split, and where an ensemble is unsure: target clips it trained on vs. unseen clips."""
+    encoder = ClapEncoder.from_pretrained(out / "encoder", device="cpu")
+    store = Store(out / "prefs" / "prefs.sqlite", create=False)
+    cache = out / "cache"
+    metrics = train_from_store(store, encoder, tmp, config, cache_root=cache, curve=True, progress=progress)
+    pairs = pairs_from_rows(store.judgment_rows())
+    train, test = split_by_clip(pairs, 0.2, seed=config.seed)  # the split train_from_store used
+    audio = audio_embeddings(store, encoder, [p.clip_id for p in pairs], cache, progress)
+    variants = {}
+    for name, changes in REWARD_VARIANTS.items():
+        variant = replace(config, **changes)
+        model = train_reward(train, pair_features(train, encoder, audio=audio, fluency=variant.fluency_features),
+                             variant, encoder.id, progress=False)
+        test_features = pair_features(test, encoder, audio=audio, fluency=variant.fluency_features)
+        variants[name] = evaluate_reward(model, test, test_features)
+    ensemble = train_reward(train, pair_features(train, encoder, audio=audio), replace(config, ensemble=5),
+                            encoder.id, progress=False)
+
+    def spread(clip_vectors: list, captions: list[str]) -> float:
+        no_extra = torch.zeros(len(captions), 0)
+        return float(ensemble.rewards(torch.stack(clip_vectors), encoder.embed_text(captions), no_extra)[1].mean())
+
+    source_clips = {c.id: c for c in read_clips(out / "data" / "source" / "clips.jsonl")}
+    source_captions = read_captions(out / "baseline_eval" / "captions-source-test.jsonl")
+    source_audio = EmbeddingCache(cache, encoder).embed_clips([source_clips[c.clip_id] for c in source_captions],
+                                                              progress=False)
+    seen_events = {frozenset(scene_of(store.clip(p.clip_id)).classes) for p in train}
+    unseen = [p for p in test if frozenset(scene_of(store.clip(p.clip_id)).classes) not in seen_events]
+    uncertainty = {
+        "target clips it trained on": spread([audio[p.clip_id] for p in train], [p.caption_a for p in train]),
+        "held-out target clips": spread([audio[p.clip_id] for p in test], [p.caption_a for p in test]),
+        "held-out clips with unseen event combinations": spread([audio[p.clip_id] for p in unseen],
+                                                                [p.caption_a for p in unseen]),
+        "source-domain clips": spread(list(source_audio), [c.text for c in source_captions]),
+    }
+    store.close()
+    (tmp / "demo_metrics.json").write_text(json.dumps(
+        {**metrics, "variants": variants, "ensemble_uncertainty": uncertainty}, indent=2, default=float))
+
+
+def reward_summary(metrics: dict) -> dict:
+    """The `rm` block of results.json (DESIGN.md's names), plus the curve, variants and uncertainty."""
+    heldout = metrics["heldout"]
+    return {
+        "heldout_accuracy": heldout["accuracy"], "heldout_pairs": heldout["labelled_pairs"],
+        "train_pairs": metrics["train_pairs"], "annotator_ceiling": heldout["annotator_ceiling"],
+        "close_pair_accuracy": heldout["close_pair_accuracy"], "nll": heldout["nll"], "ece": heldout["ece"],
+        "learning_curve": metrics.get("learning_curve", []),
+        "variants": {name: v["accuracy"] for name, v in metrics["variants"].items()},
+        "ensemble_uncertainty": metrics["ensemble_uncertainty"],
+    }
+
+
 def summary_table(results: dict) -> str:
     """The plain-text table printed at the end of a demo."""
     report = results["annotators"]
@@ -237,6 +318,13 @@ def summary_table(results: dict) -> str:
     lines.append(f"preference data: {prefs['pairs_added']} pairs of baseline captions over {prefs['clips']} target "
                  f"clips, {prefs['judgments']} simulated judgments ({prefs['overlap']} per pair); Fleiss' kappa "
                  f"{prefs['fleiss_kappa']:.3f}")
+    rm = results["rm"]
+    lines.append(f"reward model (paper's head) on {rm['heldout_pairs']} held-out pairs of unseen clips: accuracy "
+                 f"{rm['heldout_accuracy']:.3f} (annotator ceiling {rm['annotator_ceiling']:.3f}), close pairs "
+                 f"{rm['close_pair_accuracy']:.3f}, ECE {rm['ece']:.3f}; trained on {rm['train_pairs']} pairs")
+    lines.append("  variants: " + ", ".join(f"{name} {acc:.3f}" for name, acc in rm["variants"].items()))
+    curve = " ".join(f"{c['strategy'][0]}{c['pairs']}={c['accuracy']:.3f}" for c in rm["learning_curve"])
+    lines.append(f"  learning curve (r: random, u: uncertain): {curve}")
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in results["timings_s"].items())
     lines.append(f"timings: {timings}; peak RSS {results['resources']['peak_rss_mb']:.0f} MB")
     return "\n".join(lines)

@@ -56,6 +56,7 @@ class EncoderTrainConfig:
     # attribute flipped) joins the batch as a negative: the embedding must tell "what is said" apart, not only
     # "what it is about" -- what a reward model built on it needs
     hard_negatives: bool = True
+    hard_negative_faults: tuple[str, ...] = ("swap", "add", "attribute")
 
 
 def build_clap(config: EncoderTrainConfig, vocab_size: int) -> tuple[OfflineClapModel, ClapFeatureExtractor]:
@@ -143,7 +144,8 @@ def train_encoder(clips: Sequence[Clip], captions: Sequence[Caption], out_dir: s
                                  for i in batch), strict=True)
             mask = positives([clip_classes[i] for i in batch], named)
             if config.hard_negatives:
-                negatives = [false_caption(Scene.from_dict(clips[i].metadata["scene"]), rng)
+                negatives = [false_caption(Scene.from_dict(clips[i].metadata["scene"]), rng,
+                                           config.hard_negative_faults)
                              for i in batch if "scene" in clips[i].metadata]
                 texts = (*texts, *negatives)
                 mask = torch.cat([mask, torch.zeros(len(negatives), len(batch))])

@@ -23,7 +23,7 @@ from prefcap.prefs.store import Store
 from prefcap.reward.data import PreferencePair, clip_folds, pairs_from_rows, split_by_clip
 from prefcap.reward.evaluate import evaluate_reward, learning_curve
 from prefcap.reward.features import PairFeatures, TextEncoder, pair_features
-from prefcap.reward.model import RewardConfig
+from prefcap.reward.model import RewardConfig, RewardModel
 from prefcap.reward.train import train_reward
 
 FENSE_CATEGORIES = ("HC", "HI", "HM", "MM")
@@ -91,6 +91,24 @@ def train_from_store(store: Store, encoder: TextEncoder, out_dir: str | Path, co
     _write_json(out_dir / "split.json", {"test_clips": sorted({p.clip_id for p in test}),
                                          "test_fraction": test_fraction, "seed": config.seed})
     return metrics
+
+
+def evaluate_saved(model_dir: str | Path, store: Store, encoder: TextEncoder, *, all_pairs: bool = False,
+                   cache_root: str | Path | None = None) -> dict:
+    """A saved model on a store's judgments: its held-out clips (split.json), or every pair with `all_pairs`."""
+    model = RewardModel.load(model_dir, encoder_id=encoder.id)
+    pairs = pairs_from_rows(store.judgment_rows())
+    split = Path(model_dir) / "split.json"
+    if not all_pairs:
+        if not split.is_file():
+            raise PrefcapError(f"{split} is missing: pass --all to evaluate on every judged pair")
+        held_out = set(json.loads(split.read_text())["test_clips"])
+        pairs = [p for p in pairs if p.clip_id in held_out]
+    if not pairs:
+        raise PrefcapError(f"{store.url}: no judged pairs to evaluate on")
+    mode = model.metrics.get("mode", "audio")
+    features = store_features(store, pairs, encoder, mode, model.config.fluency_features, cache_root, progress=False)
+    return evaluate_reward(model, pairs, features)
 
 
 def load_fense(path: str | Path) -> tuple[list[PreferencePair], dict[str, list[str]]]:

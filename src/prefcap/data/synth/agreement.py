@@ -72,11 +72,11 @@ def machine_like_caption(scene: Scene, rng: np.random.Generator, max_faults: int
 FALSE_FAULTS = ("swap", "add", "attribute")
 
 
-def false_caption(scene: Scene, rng: np.random.Generator) -> str:
-    """A fluent caption that states something false of the scene (an event swapped for an absent one, an absent
-    event added, or an attribute flipped): a hard negative for contrastive encoder training."""
+def false_caption(scene: Scene, rng: np.random.Generator, faults: Sequence[str] = FALSE_FAULTS) -> str:
+    """A fluent caption that states something false of the scene (by default an event swapped for an absent one,
+    an absent event added, or an attribute flipped): a hard negative for contrastive encoder training."""
     spec = grammar.spec_from_scene(scene, rng)
-    fault = FALSE_FAULTS[int(rng.integers(len(FALSE_FAULTS)))]
+    fault = faults[int(rng.integers(len(faults)))]
     return grammar.render(_corrupt_spec(spec, scene, fault, rng), int(rng.integers(2**31)))
 
 
