@@ -75,6 +75,17 @@ def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
     assert 0 <= results["encoder"]["zero_shot_event_map"]["map"] <= 1
     prefs = results["preferences"]
     assert prefs["judgments"] == 3 * prefs["pairs_added"] > 0 and (out / "prefs" / "prefs.sqlite").is_file()
+    rm = results["rm"]
+    assert {"heldout_accuracy", "heldout_pairs", "train_pairs", "annotator_ceiling", "close_pair_accuracy"} <= set(rm)
+    assert rm["train_pairs"] + rm["heldout_pairs"] <= prefs["pairs_added"]
+    assert (out / "reward" / "reliability.png").is_file()
+    # the saved model, evaluated again from the command line on its held-out clips, gives the same accuracy
+    evaluated = run_cli("reward-eval", "--model", out / "reward", "--db", out / "prefs", "--encoder", out / "encoder",
+                        "--json", tmp_path / "rm.json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads((tmp_path / "rm.json").read_text())["accuracy"] == rm["heldout_accuracy"]
+    wrong = run_cli("reward-eval", "--model", out / "reward", "--db", out / "prefs", "--encoder", "sbert:default")
+    assert wrong.returncode == 2 and "refusing embeddings" in wrong.stderr
 
     again = run_cli("demo", "--size", "tiny", "--out", out, "--seed", "1")
     assert again.returncode == 0
@@ -158,3 +169,27 @@ def test_preference_workflow_from_the_command_line(tmp_path, capsys):
     assert len(rows) == 12 and all(r["n_votes"] == 2 for r in rows)
     assert main(["prefs", "import", "--db", str(tmp_path / "other"), "--format", "hf", str(table)]) == 2
     assert main(["assign", "--db", str(tmp_path / "missing.sqlite")]) == 2
+
+
+def test_reward_eval_trains_on_one_fense_file_and_tests_on_another(tmp_path):
+    def fense_file(path, clips):
+        entries = []
+        for k in range(clips):
+            sound, other = ("a dog barks", "a bell rings") if k % 2 else ("rain falls on a roof", "a car engine idles")
+            entries.append({"raw_name": f"{path.stem}-{k}.wav",
+                            "references": [f"{sound} loudly", f"{sound} outside", f"{sound} nearby"],
+                            "HC": [f"{sound} loudly", f"{sound} again and again", "human", "human", [1, 1, 0, 1]],
+                            "HI": [f"{sound} softly", other, "human", "human", [1, 1, 1, 1]],
+                            "MM_1": [other, f"{sound}", "m1", "m2", [-1, -1, -1, 0]]})
+        path.write_text(json.dumps(entries))
+        return path
+
+    train, test = fense_file(tmp_path / "train.json", 40), fense_file(tmp_path / "test.json", 10)
+    result = run_cli("reward-eval", "--fense", test, "--train-fense", train, "--head", "interaction",
+                     "--json", tmp_path / "scores.json", "hidden=[32,8]", "epochs=30")
+    assert result.returncode == 0, result.stderr
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    assert set(scores) == {"HC", "HI", "HM", "MM", "total"} and scores["HM"] is None
+    assert scores["HI"] == 1.0 and scores["total"] >= 0.9
+    missing = run_cli("reward-eval", "--fense", test)
+    assert missing.returncode == 2 and "--train-fense" in missing.stderr
