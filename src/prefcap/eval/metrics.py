@@ -226,10 +226,24 @@ def _sbert_sim(name: str, ids: list[str], gts: dict[str, list[str]], res: dict[s
     return float(np.mean(per_clip))
 
 
-def fluency_flags(caption: str) -> tuple[bool, bool, int]:
-    """(repetitive, truncated ending, number of words) of one caption, by the rules of `diversity_stats`."""
+# words that may repeat as a pair without it being a stutter ("in the ... in the")
+_FILLER = frozenset({"a", "an", "the", "and", "of", "in", "on", "with", "is", "are", "be", "can", "heard", "as",
+                     "while", "then", "by", "to", "at", "it", "its", "there", "sound", "sounds"})
+FLUENCY_FEATURES = ("stutters", "repeated_bigrams", "truncated", "words", "malformed_words")
+
+
+def fluency_profile(caption: str) -> tuple[float, ...]:
+    """Cheap, language-only signals of a degenerate caption, named by FLUENCY_FEATURES: immediate repeats of
+    1–4 words ("can be can be"), content bigrams said twice, a truncated ending (as in `diversity_stats`), length
+    in words / 20, and the share of space-separated tokens that are not words (broken bytes, stray symbols)."""
     words = _WORD.findall(caption.lower())
-    return _is_repetitive(words), _is_truncated(words), len(words)
+    stutters = sum(words[i : i + n] == words[i + n : i + 2 * n]
+                   for n in range(1, 5) for i in range(len(words) - 2 * n + 1))
+    bigrams = [(a, b) for a, b in itertools.pairwise(words) if a != b and not (a in _FILLER and b in _FILLER)]
+    tokens = caption.split()
+    malformed = sum(not re.fullmatch(r"[^\W\d_]+(?:['-][^\W\d_]+)*[.,!?;:]*", t) for t in tokens)
+    return (float(stutters), float(len(bigrams) - len(set(bigrams))), float(_is_truncated(words)),
+            len(words) / 20, malformed / max(1, len(tokens)))
 
 
 def _distinct(words: list[list[str]], n: int) -> float:

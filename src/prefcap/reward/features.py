@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from prefcap.errors import PrefcapError
-from prefcap.eval.metrics import fluency_flags, load_sbert
+from prefcap.eval.metrics import FLUENCY_FEATURES, fluency_profile, load_sbert
 from prefcap.reward.data import PreferencePair
 
-N_FLUENCY = 3  # repetitive, truncated ending, length
+N_FLUENCY = len(FLUENCY_FEATURES)
 
 
 class TextEncoder(Protocol):
@@ -73,9 +73,8 @@ def _normalised(text: str) -> str:
 
 
 def fluency_features(texts: Sequence[str]) -> torch.Tensor:
-    """[n, 3]: repetitive (0/1), truncated ending (0/1), words / 20."""
-    rows = [(float(rep), float(cut), words / 20) for rep, cut, words in map(fluency_flags, texts)]
-    return torch.tensor(rows, dtype=torch.float32).reshape(len(texts), N_FLUENCY)
+    """[n, N_FLUENCY]: `fluency_profile` of each caption."""
+    return torch.tensor([fluency_profile(t) for t in texts], dtype=torch.float32).reshape(len(texts), N_FLUENCY)
 
 
 def embed_texts(encoder: TextEncoder, texts: Sequence[str], batch_size: int = 256) -> dict[str, torch.Tensor]:
