@@ -157,3 +157,20 @@ def test_bad_inputs(candidates, references, message):
 def test_diversity_needs_captions():
     with pytest.raises(ValueError, match="no captions"):
         diversity_stats([])
+
+
+def test_fluency_profile_counts_the_faults_a_listener_hears():
+    from prefcap.eval.metrics import FLUENCY_FEATURES, fluency_profile
+
+    def profile(text):
+        return dict(zip(FLUENCY_FEATURES, fluency_profile(text), strict=True))
+
+    clean = profile("A dog barks while rain falls.")
+    assert (clean["stutters"], clean["repeated_bigrams"], clean["truncated"], clean["malformed_words"]) == (0, 0, 0, 0)
+    assert clean["words"] == 6 / 20
+    assert profile("a dog can be can be heard")["stutters"] == 1
+    assert profile("a siren wails and a siren wails")["repeated_bigrams"] == 2
+    assert profile("in the park and in the street")["repeated_bigrams"] == 0  # function-word pairs may repeat
+    assert profile("a siren wails followed by")["truncated"] == 1
+    assert profile("loud shrieks chi\ufffd faintly")["malformed_words"] == 0.25
+    assert profile("it's a dog-like sound, then silence.")["malformed_words"] == 0
