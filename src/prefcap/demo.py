@@ -21,7 +21,7 @@ from prefcap.captioners.base import Decoding
 from prefcap.captioners.infer import caption_clips
 from prefcap.captioners.load import load_captioner
 from prefcap.captioners.sft import SFTConfig, new_captioner, train_captioner
-from prefcap.data.records import read_captions, read_clips, write_jsonl
+from prefcap.data.records import Clip, read_captions, read_clips, write_jsonl
 from prefcap.data.synth.agreement import annotator_report, pairwise_agreement
 from prefcap.data.synth.corpus import SynthConfig, synthesize
 from prefcap.data.synth.judge import EVALUATION_PANEL, TRAINING_PANEL, build_panel, scene_of
@@ -259,18 +259,24 @@ def train_demo_reward(out: Path, tmp: Path, config: RewardConfig, progress: bool
         no_extra = torch.zeros(len(captions), 0)
         return float(ensemble.rewards(torch.stack(clip_vectors), encoder.embed_text(captions), no_extra)[1].mean())
 
-    source_clips = {c.id: c for c in read_clips(out / "data" / "source" / "clips.jsonl")}
-    source_captions = read_captions(out / "baseline_eval" / "captions-source-test.jsonl")
-    source_audio = EmbeddingCache(cache, encoder).embed_clips([source_clips[c.clip_id] for c in source_captions],
-                                                              progress=False)
+    def greedy_captions(domain: str) -> tuple[list, list[str], list[Clip]]:
+        """The baseline's greedy captions of a domain's test clips (from baseline_eval), with their audio."""
+        by_id = {c.id: c for c in read_clips(out / "data" / domain / "clips.jsonl")}
+        captions = read_captions(out / "baseline_eval" / f"captions-{domain}-test.jsonl")
+        owners = [by_id[c.clip_id] for c in captions]
+        vectors = list(EmbeddingCache(cache, encoder).embed_clips(owners, progress=False))
+        return vectors, [c.text for c in captions], owners
+
     seen_events = {frozenset(scene_of(store.clip(p.clip_id)).classes) for p in train}
-    unseen = [p for p in test if frozenset(scene_of(store.clip(p.clip_id)).classes) not in seen_events]
+    target_vectors, target_texts, target_owners = greedy_captions("target")
+    unseen = [k for k, clip in enumerate(target_owners) if frozenset(scene_of(clip).classes) not in seen_events]
     uncertainty = {
-        "target clips it trained on": spread([audio[p.clip_id] for p in train], [p.caption_a for p in train]),
-        "held-out target clips": spread([audio[p.clip_id] for p in test], [p.caption_a for p in test]),
-        "held-out clips with unseen event combinations": spread([audio[p.clip_id] for p in unseen],
-                                                                [p.caption_a for p in unseen]),
-        "source-domain clips": spread(list(source_audio), [c.text for c in source_captions]),
+        "captions of the target clips it trained on": spread([audio[p.clip_id] for p in train],
+                                                             [p.caption_a for p in train]),
+        "greedy captions, held-out target clips": spread(target_vectors, target_texts),
+        "greedy captions, target clips with unseen event combinations": spread(
+            [target_vectors[k] for k in unseen], [target_texts[k] for k in unseen]),
+        "greedy captions, source-domain clips": spread(*greedy_captions("source")[:2]),
     }
     store.close()
     (tmp / "demo_metrics.json").write_text(json.dumps(

@@ -110,8 +110,10 @@ Trainer = Callable[[list[PreferencePair], PairFeatures, RewardConfig], RewardMod
 
 def learning_curve(train_pairs: list[PreferencePair], train_features: PairFeatures,
                    test_pairs: Sequence[PreferencePair], test_features: PairFeatures, config: RewardConfig,
-                   trainer: Trainer, budgets: Sequence[int], seed: int = 0, ensemble: int = 4) -> list[dict]:
-    """Held-out accuracy against the number of training pairs, for random and for uncertain (active) selection.
+                   trainer: Trainer, budgets: Sequence[int], seed: int = 0, ensemble: int = 4,
+                   repeats: int = 3) -> list[dict]:
+    """Held-out accuracy against the number of training pairs, for random and for uncertain (active) selection,
+    as the mean over `repeats` random orders (one order's curve is noisy at these sizes).
 
     `random`: a random subset of each size. `uncertain`: start from the first budget's random subset, then grow
     it to each next budget with the pool pairs an ensemble of `ensemble` heads trained on the current subset is
@@ -119,25 +121,27 @@ def learning_curve(train_pairs: list[PreferencePair], train_features: PairFeatur
     The pairs already carry votes, so this replays active collection on data judged in advance.
     """
     budgets = sorted({min(b, len(train_pairs)) for b in budgets})
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(train_pairs))
     labels = np.array([p.label for p in test_pairs])
+    scout = RewardConfig(**{**config.__dict__, "ensemble": ensemble, "bootstrap": True})
 
     def accuracy_with(rows: np.ndarray) -> float:
         model = trainer([train_pairs[k] for k in rows], train_features.select(rows), config)
         predicted = model.preference(test_features).numpy() > 0.5
         return float((predicted == (labels > 0))[labels != 0].mean())
 
-    curve = [{"strategy": "random", "pairs": b, "accuracy": accuracy_with(order[:b])} for b in budgets]
-    chosen = order[: budgets[0]]
-    curve.append({"strategy": "uncertain", "pairs": budgets[0], "accuracy": curve[0]["accuracy"]})
-    scout = RewardConfig(**{**config.__dict__, "ensemble": ensemble, "bootstrap": True})
-    for budget in budgets[1:]:
-        pool = np.setdiff1d(np.arange(len(train_pairs)), chosen)
-        ensemble_model = trainer([train_pairs[k] for k in chosen], train_features.select(chosen), scout)
-        margins = ensemble_model.member_margins(train_features.select(pool)).numpy()
-        ranked = pool[np.argsort(certainty(margins), kind="stable")]
-        chosen = np.concatenate([chosen, ranked[: budget - len(chosen)]])
-        curve.append({"strategy": "uncertain", "pairs": budget, "accuracy": accuracy_with(chosen)})
-    return curve
-
+    runs: dict[tuple[str, int], list[float]] = {}
+    for repeat in range(repeats):
+        order = np.random.default_rng([seed, repeat]).permutation(len(train_pairs))
+        for budget in budgets:
+            runs.setdefault(("random", budget), []).append(accuracy_with(order[:budget]))
+        chosen = order[: budgets[0]]
+        runs.setdefault(("uncertain", budgets[0]), []).append(runs[("random", budgets[0])][-1])
+        for budget in budgets[1:]:
+            pool = np.setdiff1d(np.arange(len(train_pairs)), chosen)
+            scouts = trainer([train_pairs[k] for k in chosen], train_features.select(chosen), scout)
+            margins = scouts.member_margins(train_features.select(pool)).numpy()
+            ranked = pool[np.argsort(certainty(margins), kind="stable")]
+            chosen = np.concatenate([chosen, ranked[: budget - len(chosen)]])
+            runs.setdefault(("uncertain", budget), []).append(accuracy_with(chosen))
+    return [{"strategy": strategy, "pairs": budget, "accuracy": float(np.mean(values)), "runs": values}
+            for (strategy, budget), values in runs.items()]
