@@ -86,6 +86,13 @@ def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
     assert json.loads((tmp_path / "rm.json").read_text())["accuracy"] == rm["heldout_accuracy"]
     wrong = run_cli("reward-eval", "--model", out / "reward", "--db", out / "prefs", "--encoder", "sbert:default")
     assert wrong.returncode == 2 and "refusing embeddings" in wrong.stderr
+    # the reward model picks the pairs it is least sure about (active collection)
+    active = run_cli("pairs", "--db", tmp_path / "round2", "--clips", out / "data" / "target" / "clips.jsonl",
+                     "--split", "rl", "--captioner", out / "captioner-baseline", "--strategy", "uncertain",
+                     "--reward", out / "reward", "--encoder", out / "encoder", "--num-pairs", "6", "--num-clips", "3",
+                     "--cache", out / "cache")
+    assert active.returncode == 0, active.stderr
+    assert "stored 6 new pairs (uncertain" in active.stdout
 
     again = run_cli("demo", "--size", "tiny", "--out", out, "--seed", "1")
     assert again.returncode == 0

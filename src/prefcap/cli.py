@@ -160,8 +160,18 @@ def _pairs(args: argparse.Namespace) -> None:
         name, _, path = spec.rpartition("=") if "=" in spec else (Path(spec).name, "", spec)
         captioners[name] = load_captioner(path)
     references = read_captions(args.references) if args.references else None
+    scorer = None
+    if args.reward:
+        from prefcap.encoders.clap import ClapEncoder
+        from prefcap.reward.model import RewardModel
+        from prefcap.reward.recipes import reward_scorer
+
+        if not args.encoder:
+            raise PrefcapError("--reward needs --encoder (the CLAP the reward model was trained on)")
+        scorer = reward_scorer(RewardModel.load(args.reward), ClapEncoder.from_pretrained(args.encoder),
+                               args.cache or Path(args.db).parent / "cache")
     store = _store(args, create=True)
-    stats = build_pairs(store, captioners, clips, config, references=references)
+    stats = build_pairs(store, captioners, clips, config, scorer, references=references)
     print(f"stored {stats['pairs_added']} new pairs ({config.strategy}; {stats['pairs_selected']} of the "
           f"{stats['pairs_requested']} requested were possible) over {stats['clips']} clips from "
           f"{stats['candidates']} distinct candidates in {store.url}")
@@ -371,6 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     pairs.add_argument("--num-pairs", type=int, default=1000, help="pairs to store (N)")
     pairs.add_argument("--num-clips", type=int, help="clips to spread them over (M; default all)")
     pairs.add_argument("--strategy", choices=("random", "cross-system", "uncertain"), default="random")
+    pairs.add_argument("--reward", type=Path, help="reward model (an ensemble) for --strategy uncertain")
+    pairs.add_argument("--encoder", help="the CLAP the reward model was trained on")
+    pairs.add_argument("--cache", type=Path, help="embedding cache folder (default: beside --db)")
     pairs.add_argument("--seed", type=int, default=0)
     pairs.add_argument("overrides", nargs="*", metavar="key=value", help="PairsConfig fields")
     pairs.set_defaults(run=_pairs)

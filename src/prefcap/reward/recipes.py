@@ -15,14 +15,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from prefcap.data.records import Clip
 from prefcap.encoders.base import AudioTextEncoder
 from prefcap.encoders.cache import EmbeddingCache
 from prefcap.errors import PrefcapError
 from prefcap.io import atomic_write
+from prefcap.prefs.pairs import Scorer
 from prefcap.prefs.store import Store
 from prefcap.reward.data import PreferencePair, clip_folds, pairs_from_rows, split_by_clip
 from prefcap.reward.evaluate import evaluate_reward, learning_curve
-from prefcap.reward.features import PairFeatures, TextEncoder, pair_features
+from prefcap.reward.features import PairFeatures, TextEncoder, fluency_features, pair_features
 from prefcap.reward.model import RewardConfig, RewardModel
 from prefcap.reward.train import train_reward
 
@@ -109,6 +111,21 @@ def evaluate_saved(model_dir: str | Path, store: Store, encoder: TextEncoder, *,
     mode = model.metrics.get("mode", "audio")
     features = store_features(store, pairs, encoder, mode, model.config.fluency_features, cache_root, progress=False)
     return evaluate_reward(model, pairs, features)
+
+
+def reward_scorer(model: RewardModel, encoder: AudioTextEncoder, cache_root: str | Path) -> Scorer:
+    """(clip, candidate texts) -> [heads, texts] rewards: what `prefcap pairs --strategy uncertain` ranks pairs by."""
+    model.check_encoder(encoder.id)
+    if model.metrics.get("mode", "audio") != "audio":
+        raise PrefcapError("only an audio-conditioned reward model can score candidates of audio clips")
+    cache = EmbeddingCache(cache_root, encoder)
+
+    def score(clip: Clip, texts: list[str]) -> np.ndarray:
+        audio = cache.embed_clips([clip], progress=False)[0].expand(len(texts), -1)
+        extra = fluency_features(texts) if model.config.fluency_features else torch.zeros(len(texts), 0)
+        return model.member_rewards(audio, encoder.embed_text(texts), extra).numpy()
+
+    return score
 
 
 def load_fense(path: str | Path) -> tuple[list[PreferencePair], dict[str, list[str]]]:
