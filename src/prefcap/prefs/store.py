@@ -187,9 +187,6 @@ def _url(target: str | Path) -> str:
     return f"sqlite:///{Path(text).resolve()}"
 
 
-_READ_ONLY = "prefcap_read_only"
-
-
 def _sqlite_pragmas(engine) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record):
@@ -203,10 +200,8 @@ def _sqlite_pragmas(engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(connection):
-        # a writer takes the write lock up front (two deferred transactions upgrading at once would fail with
-        # "locked"); a reader begins deferred and, in WAL mode, never waits for writers
-        read_only = connection.get_execution_options().get(_READ_ONLY, False)
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        # take the write lock up front: two deferred transactions upgrading at once would fail with "locked"
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Store:
@@ -224,7 +219,6 @@ class Store:
             _sqlite_pragmas(self.engine)
         _Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._read_sessions = sessionmaker(self.engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False)
 
     @classmethod
     def at(cls, target: str | Path, create: bool = True) -> Store:
@@ -243,12 +237,6 @@ class Store:
         with self._sessions() as session, session.begin():
             yield session
 
-    @contextlib.contextmanager
-    def reading(self) -> Iterator[Session]:
-        """A read-only transaction: one consistent snapshot, without waiting for writers."""
-        with self._read_sessions() as session, session.begin():
-            yield session
-
     # ---- clips and captions -------------------------------------------------------------------------
 
     def add_clips(self, clips: Iterable[Clip]) -> int:
@@ -257,18 +245,18 @@ class Store:
             return sum(_ensure_clip(session, clip) for clip in clips)
 
     def clip(self, clip_id: str) -> Clip:
-        with self.reading() as session:
+        with self.transaction() as session:
             row = session.get(ClipRow, clip_id)
             if row is None:
                 raise NotFound(f"no clip {clip_id!r}")
             return _clip_record(row)
 
     def clips(self) -> list[Clip]:
-        with self.reading() as session:
+        with self.transaction() as session:
             return [_clip_record(row) for row in session.scalars(select(ClipRow).order_by(ClipRow.id))]
 
     def references(self, clip_id: str) -> list[str]:
-        with self.reading() as session:
+        with self.transaction() as session:
             return _references(session, clip_id)
 
     def add_captions(self, captions: Iterable[Caption], decoding: dict | None = None) -> int:
@@ -293,7 +281,7 @@ class Store:
         query = select(func.count(PairRow.id))
         if gold is not None:
             query = query.where(PairRow.gold.is_not(None) if gold else PairRow.gold.is_(None))
-        with self.reading() as session:
+        with self.transaction() as session:
             return session.scalar(query)
 
     # ---- annotators and sessions -------------------------------------------------------------------
@@ -316,7 +304,7 @@ class Store:
         query = select(AnnotatorRow).order_by(AnnotatorRow.id)
         if role:
             query = query.where(AnnotatorRow.role == role)
-        with self.reading() as session:
+        with self.transaction() as session:
             return [Annotator(row.id, row.name, row.role) for row in session.scalars(query)]
 
     def ensure_annotators(self, names: Sequence[str]) -> list[Annotator]:
@@ -329,7 +317,7 @@ class Store:
         return [existing[name] for name in names]
 
     def authenticate(self, token: str) -> Annotator | None:
-        with self.reading() as session:
+        with self.transaction() as session:
             row = session.scalar(select(AnnotatorRow).where(AnnotatorRow.token_hash == _hash_token(token)))
             return Annotator(row.id, row.name, row.role) if row else None
 
@@ -341,7 +329,7 @@ class Store:
         return secret
 
     def session_annotator(self, secret: str) -> Annotator | None:
-        with self.reading() as session:
+        with self.transaction() as session:
             row = session.scalar(
                 select(AnnotatorRow).join(SessionRow, SessionRow.annotator_id == AnnotatorRow.id)
                 .where(SessionRow.id_hash == _hash_token(secret))
@@ -366,7 +354,7 @@ class Store:
 
     def assignment_counts(self) -> dict[str, Any]:
         """What `assign` needs to balance: pairs with their assigned annotators, and each annotator's load."""
-        with self.reading() as session:
+        with self.transaction() as session:
             pairs = {pid: gold for pid, gold in session.execute(select(PairRow.id, PairRow.gold))}
             assigned: dict[int, set[int]] = {pid: set() for pid in pairs}
             for pair_id, annotator_id in session.execute(select(AssignmentRow.pair_id, AssignmentRow.annotator_id)):
@@ -375,7 +363,7 @@ class Store:
 
     def next_task(self, annotator: Annotator) -> Task | None:
         """The first open item of this annotator's queue, or None when they are done."""
-        with self.reading() as session:
+        with self.transaction() as session:
             row = session.scalar(
                 select(AssignmentRow)
                 .where(AssignmentRow.annotator_id == annotator.id, AssignmentRow.status == "open")
@@ -396,7 +384,7 @@ class Store:
             )
 
     def progress(self, annotator: Annotator) -> tuple[int, int]:
-        with self.reading() as session:
+        with self.transaction() as session:
             return _progress(session, annotator.id)
 
     def submit(self, annotator: Annotator, assignment_id: int, answer: str, seconds: float | None = None) -> str:
@@ -433,7 +421,7 @@ class Store:
 
     def clip_audio(self, annotator: Annotator, clip_id: str) -> Path | None:
         """The audio file of a clip in this annotator's queue; looked up by id, never by a requested path."""
-        with self.reading() as session:
+        with self.transaction() as session:
             path = session.scalar(
                 select(ClipRow.audio_path)
                 .join(PairRow, PairRow.clip_id == ClipRow.id)
@@ -459,7 +447,7 @@ class Store:
         )
         if not include_skips:
             query = query.where(JudgmentRow.choice != "skip")
-        with self.reading() as session:
+        with self.transaction() as session:
             return [
                 {
                     "judgment_id": judgment.id, "assignment_id": judgment.assignment_id, "pair_id": pair.id,
@@ -482,7 +470,7 @@ class Store:
             .join(caption_b, PairRow.caption_b_id == caption_b.id)
             .order_by(PairRow.id)
         )
-        with self.reading() as session:
+        with self.transaction() as session:
             return [
                 {"pair_id": pair.id, "clip_id": pair.clip_id, "caption_a": a.text, "caption_b": b.text,
                  "system_a": a.system, "system_b": b.system, "gold": pair.gold, "origin": pair.origin}
@@ -490,7 +478,7 @@ class Store:
             ]
 
     def counts(self) -> dict[str, int]:
-        with self.reading() as session:
+        with self.transaction() as session:
             count = lambda query: session.scalar(query)  # noqa: E731
             return {
                 "clips": count(select(func.count(ClipRow.id))),
