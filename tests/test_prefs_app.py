@@ -124,7 +124,8 @@ def _as_number(value) -> float | None:
 
 _payloads = st.one_of(
     st.dictionaries(st.sampled_from(["assignment_id", "answer", "seconds", "extra"]),
-                    st.one_of(st.integers(-5, 10**12), st.floats(allow_nan=True), st.text(max_size=8), st.none(),
+                    st.one_of(st.integers(-5, 10**12), st.floats(allow_nan=True, allow_infinity=True),
+                              st.sampled_from([float("nan"), float("inf")]), st.text(max_size=8), st.none(),
                               st.sampled_from(["left", "right", "tie", "skip"]), st.lists(st.integers(), max_size=2))),
     st.lists(st.integers(), max_size=3),
     st.text(max_size=20),
@@ -142,8 +143,9 @@ def test_invalid_payloads_get_a_4xx_with_a_message_and_write_nothing(world, payl
     if isinstance(payload, dict) and _as_number(payload.get("assignment_id")) in own:
         payload["assignment_id"] = -1
     before = store.counts()
-    body = {"content": str(payload).encode()} if raw else {"json": payload}
-    response = client.post("/api/answer", headers={"content-type": "application/json"}, **body)
+    # json.dumps writes NaN / Infinity as Python does: not JSON, which the server must refuse too
+    body = str(payload) if raw else json.dumps(payload)
+    response = client.post("/api/answer", headers={"content-type": "application/json"}, content=body.encode())
     assert 400 <= response.status_code < 500, response.text
     assert response.json()["detail"]
     assert store.counts() == before
@@ -170,3 +172,13 @@ def test_guidelines_are_markdown_and_cannot_inject_script(world, tmp_path):
     guidelines.write_text("# Our project\n\nPrefer **specific** captions.\n\n<script>alert(1)</script>\n")
     page = signed_in(create_app(store, guidelines), tokens["ann-a"]).get("/").text
     assert "<strong>specific</strong>" in page and "<script>alert" not in page
+
+
+@pytest.mark.parametrize("body", ['{"assignment_id": Infinity, "answer": "left"}',
+                                  '{"assignment_id": 1, "answer": "left", "seconds": NaN}', "[]", "", "{"])
+def test_non_json_numbers_and_broken_bodies_are_422_not_500(world, body):
+    store, tokens, _, app = world
+    response = signed_in(app, tokens["ann-a"]).post("/api/answer", content=body.encode(),
+                                                    headers={"content-type": "application/json"})
+    assert response.status_code == 422 and response.json()["detail"]
+    assert store.counts()["judgments"] == 0

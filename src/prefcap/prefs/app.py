@@ -19,6 +19,7 @@ from string import Template
 from typing import Annotated, Literal
 
 from fastapi import Cookie, Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from markdown_it import MarkdownIt
@@ -69,6 +70,12 @@ def create_app(store: Store, guidelines: str | Path | None = None, secure_cookie
         response = await call_next(request)
         _security_headers(response)
         return response
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, error: RequestValidationError):
+        # the messages without the offending input: echoing it back can fail (NaN, Infinity) and say too much
+        problems = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in error.errors()]
+        return JSONResponse({"detail": problems}, status_code=422)
 
     @app.exception_handler(StoreError)
     async def _store_error(_request: Request, error: StoreError):
