@@ -93,6 +93,31 @@ def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
                      "--cache", out / "cache")
     assert active.returncode == 0, active.stderr
     assert "stored 6 new pairs (uncertain" in active.stdout
+    # RL, resumed with more steps, and DPO from the command line on the demo's artifacts
+    rl = ("rl", "--captioner", out / "captioner-baseline", "--reward", out / "reward", "--encoder", out / "encoder",
+          "--clips", out / "data" / "target" / "clips.jsonl", "--out", tmp_path / "rl", "--cache", out / "cache",
+          "--eval-clips", "4", "batch_size=2", "num_generations=2", "max_new_tokens=8", "save_steps=1")
+    first = run_cli(*rl, "max_steps=2")
+    assert first.returncode == 0 and "saved the RL captioner" in first.stdout, first.stderr
+    assert "pass --resume" in run_cli(*rl, "max_steps=3").stderr
+    resumed = run_cli(*rl, "max_steps=3", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((tmp_path / "rl" / "rl_metrics.json").read_text())["resumed_from"] == 2
+    dpo = run_cli("dpo", "--db", out / "prefs", "--captioner", out / "captioner-baseline", "--out", tmp_path / "dpo",
+                  "max_steps=2", "batch_size=4", "eval_every=1")
+    assert dpo.returncode == 0 and "saved the DPO captioner" in dpo.stdout, dpo.stderr
+    # the demo's own evaluation: every system on the test clips, one outcome per clip and judge
+    assert set(results["systems"]) == {"baseline", "rlhf", "dpo"}
+    for scores in results["systems"].values():
+        assert {"cider_d", "sbert_sim", "rm_score", "clap_score", "repetition_rate", "truncated_ending_rate",
+                "distinct_2", "mean_words"} <= set(scores)
+    test_clips = sum(1 for line in (out / "data" / "target" / "clips.jsonl").open() if '"split":"test"' in line)
+    compared = (("rlhf", "baseline"), ("dpo", "baseline"), ("rlhf", "dpo"))
+    assert {(r["a"], r["b"], r["judge"]) for r in results["pairwise"]} == {
+        (a, b, judge) for a, b in compared for judge in ("eval", "train")}
+    assert all(r["clips"] == r["wins"] + r["losses"] + r["ties"] == test_clips for r in results["pairwise"])
+    assert [r["step"] for r in results["rl"]["heldout"]] == [0, 2, 4]
+    assert "rlhf vs baseline (eval panel" in result.stdout
 
     again = run_cli("demo", "--size", "tiny", "--out", out, "--seed", "1")
     assert again.returncode == 0

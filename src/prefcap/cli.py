@@ -269,6 +269,34 @@ def _reward_train(args: argparse.Namespace) -> None:
           f"{heldout['annotator_ceiling'] or float('nan'):.3f}), trained on {metrics['train_pairs']} pairs")
 
 
+def _rl(args: argparse.Namespace) -> None:
+    from prefcap.rl.recipes import run_rl
+    from prefcap.rl.trainer import RLConfig
+
+    config = apply_overrides(RLConfig(seed=args.seed), args.overrides)
+    encoder = _text_encoder(args.encoder)
+    metrics = run_rl(args.captioner, args.reward, encoder, args.clips, args.out, config, split=args.split,
+                     eval_split=args.eval_split or None, eval_clips=args.eval_clips, cache_root=args.cache,
+                     resume=args.resume)
+    if metrics:  # the main process
+        heldout = metrics["heldout"]
+        change = (f"; held-out reward {heldout[0]['reward']:.3f} -> {heldout[-1]['reward']:.3f}"
+                  if len(heldout) > 1 else "")
+        print(f"saved the RL captioner to {args.out / 'captioner'} after {metrics['steps']} steps "
+              f"({metrics['captions_per_second']:.1f} captions/s){change}")
+
+
+def _dpo(args: argparse.Namespace) -> None:
+    from prefcap.rl.dpo import DPOConfig
+    from prefcap.rl.recipes import run_dpo
+
+    config = apply_overrides(DPOConfig(seed=args.seed), args.overrides)
+    metrics = run_dpo(args.captioner, _store(args), args.out, config)
+    best = next(v for v in metrics["validation"] if v["step"] == metrics["best_step"])
+    print(f"saved the DPO captioner to {args.out}: {metrics['steps']} steps on {metrics['train_pairs']} pairs; "
+          f"validation preference accuracy {best['val_accuracy']:.3f} (loss {best['val_loss']:.3f})")
+
+
 def _reward_eval(args: argparse.Namespace) -> None:
     from prefcap.io import atomic_write
     from prefcap.reward.model import RewardConfig
@@ -457,6 +485,29 @@ def build_parser() -> argparse.ArgumentParser:
     reward_eval.add_argument("--seed", type=int, default=0)
     reward_eval.add_argument("overrides", nargs="*", metavar="key=value", help="RewardConfig fields")
     reward_eval.set_defaults(run=_reward_eval)
+
+    rl = commands.add_parser("rl", help="fine-tune a captioner against the reward model (audio only, no captions)")
+    rl.add_argument("--captioner", required=True, help="starting captioner folder or hub id")
+    rl.add_argument("--reward", required=True, type=Path, help="reward model folder (prefcap reward-train)")
+    rl.add_argument("--encoder", required=True, help="the CLAP the reward model was trained on")
+    rl.add_argument("--clips", required=True, type=Path, help="clip manifest (only audio and ids are read)")
+    rl.add_argument("--split", default="rl", help="split of the manifest to train on")
+    rl.add_argument("--eval-split", default="val", help="split whose audio tracks the held-out reward ('' for none)")
+    rl.add_argument("--eval-clips", type=int, default=100, help="held-out clips to track")
+    rl.add_argument("--out", required=True, type=Path, help="run folder: log.jsonl, checkpoints/, captioner/")
+    rl.add_argument("--cache", type=Path, help="embedding cache folder (default: OUT/cache)")
+    rl.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    rl.add_argument("--seed", type=int, default=0)
+    rl.add_argument("overrides", nargs="*", metavar="key=value",
+                    help="RLConfig fields, e.g. algorithm=grpo beta=0.1 num_generations=8")
+    rl.set_defaults(run=_rl)
+
+    dpo = with_db(commands.add_parser("dpo", help="direct preference optimisation on the stored judgments"))
+    dpo.add_argument("--captioner", required=True, help="starting captioner folder or hub id")
+    dpo.add_argument("--out", required=True, type=Path, help="output folder for the captioner")
+    dpo.add_argument("--seed", type=int, default=0)
+    dpo.add_argument("overrides", nargs="*", metavar="key=value", help="DPOConfig fields, e.g. beta=0.1")
+    dpo.set_defaults(run=_dpo)
 
     demo = commands.add_parser("demo", help="run the whole method on the embedded default")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"))

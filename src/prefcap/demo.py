@@ -31,6 +31,7 @@ from prefcap.encoders.evaluate import text_to_audio_recall, zero_shot_event_map
 from prefcap.encoders.train import EncoderTrainConfig, train_encoder
 from prefcap.errors import PrefcapError
 from prefcap.eval.metrics import compute_metrics
+from prefcap.eval.systems import SYSTEM_FIELDS, compare_systems, system_scores
 from prefcap.io import atomic_write
 from prefcap.prefs.agreement import agreement_report
 from prefcap.prefs.pairs import PairsConfig, build_pairs
@@ -40,9 +41,12 @@ from prefcap.provenance import peak_rss_mb, provenance
 from prefcap.reward.data import pairs_from_rows, split_by_clip
 from prefcap.reward.evaluate import evaluate_reward
 from prefcap.reward.features import pair_features
-from prefcap.reward.model import RewardConfig
+from prefcap.reward.model import RewardConfig, RewardModel
 from prefcap.reward.recipes import audio_embeddings, train_from_store
 from prefcap.reward.train import train_reward
+from prefcap.rl.dpo import DPOConfig
+from prefcap.rl.recipes import run_dpo, run_rl
+from prefcap.rl.trainer import RLConfig
 from prefcap.stages import run_stage
 
 SIZES = {
@@ -78,6 +82,21 @@ REWARD_VARIANTS = {
     "ensemble of 5": {"ensemble": 5},
     "interaction + fluency + ensemble of 5": {"head": "interaction", "fluency_features": True, "ensemble": 5},
 }
+
+# RL on the target `rl` clips (audio only) against the reward model, and DPO on the stored judgments
+RL = {
+    "tiny": RLConfig(max_steps=4, batch_size=4, num_generations=2, max_new_tokens=16, eval_every=2, save_steps=2,
+                     warmup_steps=0),
+    "demo": RLConfig(max_steps=300, beta=0.3, clap_coef=3.0, min_words=6, learning_rate=5e-5, eval_every=25),
+}
+RL_EVAL_CLIPS = {"tiny": 8, "demo": 100}
+DPO = {
+    "tiny": DPOConfig(max_steps=3, batch_size=8, eval_every=2),
+    "demo": DPOConfig(),
+}
+# the systems the demo compares on the held-out target test clips, and which pairs the panels judge
+SYSTEMS = {"baseline": "captioner-baseline", "rlhf": "rl/captioner", "dpo": "dpo/captioner"}
+COMPARISONS = (("rlhf", "baseline"), ("dpo", "baseline"), ("rlhf", "dpo"))
 
 
 @dataclass(frozen=True)
@@ -179,8 +198,33 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
         lambda tmp: train_demo_reward(out, tmp, reward_config, progress),
         inputs=[out / "encoder", out / "prefs" / "prefs.sqlite", out / "baseline_eval"],
     )
+    rl_config = replace(RL[config.size], seed=config.seed)
+
+    def align_with_rl(tmp: Path) -> None:
+        encoder = ClapEncoder.from_pretrained(out / "encoder", device="cpu")
+        run_rl(out / "captioner-baseline", out / "reward", encoder, target_clips, tmp, rl_config, split="rl",
+               eval_split="val", eval_clips=RL_EVAL_CLIPS[config.size], cache_root=out / "cache", progress=progress,
+               device="cpu")
+
+    _, timings["rl"] = run_stage(out / "rl", {"rl": asdict(rl_config), "eval_clips": RL_EVAL_CLIPS[config.size]},
+                                 align_with_rl, inputs=[out / "captioner-baseline", out / "reward", target_clips])
+    dpo_config = replace(DPO[config.size], seed=config.seed)
+
+    def align_with_dpo(tmp: Path) -> None:
+        store = Store(out / "prefs" / "prefs.sqlite", create=False)
+        run_dpo(out / "captioner-baseline", store, tmp / "captioner", dpo_config, progress=progress, device="cpu")
+        store.close()
+
+    _, timings["dpo"] = run_stage(out / "dpo", {"dpo": asdict(dpo_config)}, align_with_dpo,
+                                  inputs=[out / "captioner-baseline", out / "prefs" / "prefs.sqlite"])
+    _, timings["eval"] = run_stage(
+        out / "eval", {"systems": SYSTEMS, "comparisons": COMPARISONS, "seed": config.seed},
+        lambda tmp: evaluate_demo_systems(out, tmp, config.seed, progress),
+        inputs=[out / "encoder", out / "reward", target_clips, *(out / folder for folder in SYSTEMS.values())],
+    )
     timings["total"] = time.perf_counter() - start
 
+    evaluation = json.loads((out / "eval" / "metrics.json").read_text())
     results = {
         "schema": 1,
         "seed": config.seed,
@@ -190,6 +234,9 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
         "baseline": json.loads((out / "baseline_eval" / "metrics.json").read_text()),
         "preferences": json.loads((out / "prefs" / "summary.json").read_text()),
         "rm": reward_summary(json.loads((out / "reward" / "demo_metrics.json").read_text())),
+        "rl": rl_summary(json.loads((out / "rl" / "rl_metrics.json").read_text())),
+        "dpo": json.loads((out / "dpo" / "captioner" / "dpo_metrics.json").read_text()),
+        **{key: evaluation[key] for key in ("systems", "pairwise")},
         "resources": {"peak_rss_mb": peak_rss_mb()},
         "timings_s": timings,
     }
@@ -283,6 +330,31 @@ def train_demo_reward(out: Path, tmp: Path, config: RewardConfig, progress: bool
         {**metrics, "variants": variants, "ensemble_uncertainty": uncertainty}, indent=2, default=float))
 
 
+def evaluate_demo_systems(out: Path, tmp: Path, seed: int, progress: bool) -> None:
+    """Every system's greedy captions of the held-out target test clips: metrics against the target references
+    (never seen by RL), reward and CLAP scores, and blind pairwise verdicts of both simulated panels — the
+    evaluation panel decides; the training panel is shown beside it."""
+    clips = [c for c in read_clips(out / "data" / "target" / "clips.jsonl") if c.split == "test"]
+    references: dict[str, list[str]] = {}
+    for caption in read_captions(out / "data" / "target" / "captions.jsonl"):
+        references.setdefault(caption.clip_id, []).append(caption.text)
+    encoder = ClapEncoder.from_pretrained(out / "encoder", device="cpu")
+    audio = EmbeddingCache(out / "cache", encoder).embed_clips(clips, progress=False)
+    reward = RewardModel.load(out / "reward", encoder_id=encoder.id)
+    systems: dict[str, dict[str, str]] = {}
+    scores = {}
+    for name, folder in SYSTEMS.items():
+        captions, _ = caption_clips(load_captioner(out / folder, device="cpu"), clips, name,
+                                    decoding=Decoding(mode="greedy"), progress=progress)
+        write_jsonl(tmp / f"captions-{name}.jsonl", captions)
+        systems[name] = {c.clip_id: c.text for c in captions}
+        scores[name] = system_scores(clips, systems[name], references, encoder, audio, reward)
+    judges = {spec.name: build_panel(spec, seed).majority for spec in (EVALUATION_PANEL, TRAINING_PANEL)}
+    pairwise = compare_systems(clips, systems, COMPARISONS, judges, seed=seed)
+    (tmp / "metrics.json").write_text(json.dumps({"clips": len(clips), "systems": scores, "pairwise": pairwise},
+                                                 indent=2))
+
+
 def reward_summary(metrics: dict) -> dict:
     """The `rm` block of results.json (DESIGN.md's names), plus the curve, variants and uncertainty."""
     heldout = metrics["heldout"]
@@ -294,6 +366,14 @@ def reward_summary(metrics: dict) -> dict:
         "variants": {name: v["accuracy"] for name, v in metrics["variants"].items()},
         "ensemble_uncertainty": metrics["ensemble_uncertainty"],
     }
+
+
+def rl_summary(metrics: dict) -> dict:
+    """The `rl` block of results.json: what ran, how fast, and the held-out reward along the way."""
+    return {"algorithm": metrics["config"]["algorithm"], "steps": metrics["steps"], "seconds": metrics["seconds"],
+            "captions_per_second": metrics["captions_per_second"], "time_share": metrics["time_share"],
+            "heldout": [{k: r[k] for k in ("step", "reward", "rm", "clap", "mean_words", "distinct_2")}
+                        for r in metrics["heldout"]], "config": metrics["config"]}
 
 
 def summary_table(results: dict) -> str:
@@ -331,6 +411,20 @@ def summary_table(results: dict) -> str:
     lines.append("  variants: " + ", ".join(f"{name} {acc:.3f}" for name, acc in rm["variants"].items()))
     curve = " ".join(f"{c['strategy'][0]}{c['pairs']}={c['accuracy']:.3f}" for c in rm["learning_curve"])
     lines.append(f"  learning curve (r: random, u: uncertain): {curve}")
+    rl = results["rl"]
+    first, last = rl["heldout"][0], rl["heldout"][-1]
+    lines.append(f"RL ({rl['algorithm']}, {rl['steps']} steps, {rl['captions_per_second']:.0f} captions/s): held-out "
+                 f"reward-model score {first['rm']:.3f} -> {last['rm']:.3f}")
+    widths = {name: len(name) + 2 for name in SYSTEM_FIELDS}
+    lines.append(f"{'system':<12}" + "".join(f"{name:>{widths[name]}}" for name in SYSTEM_FIELDS))
+    for name, scores in results["systems"].items():
+        lines.append(f"{name:<12}" + "".join(f"{'n/a' if scores[k] is None else format(scores[k], '.3f'):>{widths[k]}}"
+                                             for k in SYSTEM_FIELDS))
+    for row in results["pairwise"]:
+        rate = "n/a" if row["win_rate"] is None else f"{row['win_rate']:.1%}"
+        lines.append(f"{row['a']} vs {row['b']} ({row['judge']} panel, {row['clips']} clips): {row['wins']} wins, "
+                     f"{row['losses']} losses, {row['ties']} ties; win rate {rate} "
+                     f"[{row['ci_low']:.1%}, {row['ci_high']:.1%}], sign test p = {row['sign_test_p']:.2g}")
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in results["timings_s"].items())
     lines.append(f"timings: {timings}; peak RSS {results['resources']['peak_rss_mb']:.0f} MB")
     return "\n".join(lines)

@@ -47,11 +47,13 @@ from prefcap.captioners.base import (
     clip_major_generation,
     completion_labels,
     completion_mask,
+    completions_from_labels,
     decoding_config,
     drop_words,
     model_generation_config,
     returned_per_clip,
     token_log_probs,
+    token_scores,
 )
 from prefcap.data.audio import pad_or_trim, resample
 from prefcap.io import atomic_write
@@ -228,7 +230,7 @@ class AudioBartCaptioner(Captioner):
         mask, truncated = completion_mask(token_ids, self.eos_token_id)
         if decoding.mode == "beam":
             # Per-step logits follow beams that get reordered and pruned, not the returned sequences: rescore.
-            log_probs = self._score(encoded, frame_mask, token_ids, mask, 1.0)
+            log_probs = self._score(encoded, frame_mask, token_ids, mask, 1.0)[0]
         else:
             temperature = decoding.temperature if decoding.mode == "sample" else 1.0
             log_probs = token_log_probs(torch.stack(output.logits, dim=1), token_ids, mask, temperature)
@@ -236,8 +238,18 @@ class AudioBartCaptioner(Captioner):
 
     def sequence_log_probs(self, waveforms: Sequence[np.ndarray], sr: int, token_ids: torch.Tensor,
                            mask: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        return self.sequence_scores(waveforms, sr, token_ids, mask, temperature)[0]
+
+    def sequence_scores(self, waveforms: Sequence[np.ndarray], sr: int, token_ids: torch.Tensor,
+                        mask: torch.Tensor, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         encoded, frame_mask = self.model.encode(*self._inputs(waveforms, sr))
         return self._score(encoded, frame_mask, token_ids, mask, temperature)
+
+    def tokenize_completions(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        labels = completion_labels(self.tokenizer, texts, self.eos_token_id,
+                                   self.model.config.bart["max_position_embeddings"] - 1)
+        token_ids, mask = completions_from_labels(labels, self.pad_token_id)
+        return token_ids.to(self.device), mask.to(self.device)
 
     def teacher_forced_loss(self, waveforms: Sequence[np.ndarray], sr: int, texts: Sequence[str],
                             label_smoothing: float = 0.0, word_dropout: float = 0.0) -> torch.Tensor:
@@ -270,8 +282,9 @@ class AudioBartCaptioner(Captioner):
         return shift_tokens_right(token_ids, self.pad_token_id, self.start_token_id)
 
     def _score(self, encoded: BaseModelOutput, frame_mask: torch.Tensor, token_ids: torch.Tensor,
-               mask: torch.Tensor, temperature: float) -> torch.Tensor:
-        """Teacher-forced log-probs of `token_ids`; the encoder ran once per clip, its output serves k rows each."""
+               mask: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced log-probs and entropies at `token_ids`; the encoder ran once per clip, its output serves
+        k rows each."""
         clips, rows = frame_mask.shape[0], token_ids.shape[0]
         if rows % clips:
             raise ValueError(f"{rows} token rows do not split evenly over {clips} clips")
@@ -280,4 +293,4 @@ class AudioBartCaptioner(Captioner):
         hidden = BaseModelOutput(last_hidden_state=encoded.last_hidden_state.repeat_interleave(k, dim=0))
         logits = self.model.bart(encoder_outputs=hidden, attention_mask=frame_mask.repeat_interleave(k, dim=0),
                                  decoder_input_ids=self._decoder_inputs(token_ids), use_cache=False).logits
-        return token_log_probs(logits, token_ids, mask, temperature)
+        return token_scores(logits, token_ids, mask, temperature)

@@ -8,6 +8,9 @@ Both go through `token_log_probs` and `completion_mask` below so the backends ca
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -64,8 +67,17 @@ def token_log_probs(
     logits: torch.Tensor, token_ids: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0
 ) -> torch.Tensor:
     """Per-token log-probabilities of `token_ids` under `logits` / temperature ([B, T, V] -> [B, T])."""
+    return token_scores(logits, token_ids, mask, temperature)[0]
+
+
+def token_scores(logits: torch.Tensor, token_ids: torch.Tensor, mask: torch.Tensor,
+                 temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """([B, T] log-probabilities of `token_ids`, [B, T] entropy of each step's distribution), both at
+    `temperature` and 0 where masked: one log-softmax serves both."""
     log_probs = torch.log_softmax(logits.float() / temperature, dim=-1)
-    return log_probs.gather(-1, token_ids.unsqueeze(-1)).squeeze(-1) * mask
+    chosen = log_probs.gather(-1, token_ids.unsqueeze(-1)).squeeze(-1) * mask
+    entropy = -(log_probs.exp() * log_probs).sum(dim=-1) * mask
+    return chosen, entropy
 
 
 def returned_per_clip(n: int, decoding: Decoding) -> int:
@@ -91,6 +103,12 @@ def decoding_config(decoding: Decoding, num_return_sequences: int, *, decoder_st
         return GenerationConfig(**common, do_sample=True, num_beams=1, temperature=decoding.temperature,
                                 top_p=decoding.top_p, top_k=0, output_logits=True)
     raise ValueError(f"unknown decoding mode {decoding.mode!r}")
+
+
+def completions_from_labels(labels: torch.Tensor, pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(token_ids, mask) from `completion_labels`' output: -100 padding becomes the pad token, masked out."""
+    mask = (labels != -100).float()
+    return labels.clamp(min=0).masked_fill(labels == -100, pad_token_id), mask
 
 
 def completion_labels(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], eos_token_id: int,
@@ -147,10 +165,12 @@ def drop_words(decoder_input_ids: torch.Tensor, rate: float, replacement_id: int
 
 
 class Captioner(ABC):
-    """Writes captions for audio. `sample_rate` is the rate it expects; other rates are resampled."""
+    """Writes captions for audio. `sample_rate` is the rate it expects; other rates are resampled. `model` is the
+    trainable network whose parameters SFT, RL and DPO optimise."""
 
     sample_rate: int
     name: str
+    model: torch.nn.Module
 
     @abstractmethod
     def generate(self, waveforms: Sequence[np.ndarray], sr: int, n: int = 1,
@@ -164,5 +184,34 @@ class Captioner(ABC):
         B = len(waveforms) * k rows are allowed: each clip's rows are consecutive (clip-major, as generate)."""
 
     @abstractmethod
+    def sequence_scores(self, waveforms: Sequence[np.ndarray], sr: int, token_ids: torch.Tensor,
+                        mask: torch.Tensor, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """As `sequence_log_probs`, plus the [B, T] entropy of each step's distribution (for RL's entropy bonus
+        and logs), from the same forward pass."""
+
+    @abstractmethod
+    def tokenize_completions(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(token_ids, mask) of the completions `generate` would produce for `texts` (tokens, then EOS), on the
+        model's device: what DPO scores stored captions with."""
+
+    @abstractmethod
     def save(self, path: str | Path) -> None:
         """Save in Hugging Face format (`save_pretrained`), loadable with `load_captioner(path)`."""
+
+
+def save_captioner(captioner: Captioner, folder: str | Path, extra_json: dict[str, object] | None = None) -> None:
+    """Save `captioner` (and JSON files named by `extra_json`'s keys) beside `folder`, then rename: `folder` is
+    complete or absent, never half-written."""
+    folder = Path(folder)
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        captioner.save(tmp)
+        for name, payload in (extra_json or {}).items():
+            (tmp / name).write_text(json.dumps(payload, indent=2), encoding="utf-8")
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

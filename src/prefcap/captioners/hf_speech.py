@@ -48,11 +48,13 @@ from prefcap.captioners.base import (
     clip_major_generation,
     completion_labels,
     completion_mask,
+    completions_from_labels,
     decoding_config,
     drop_words,
     model_generation_config,
     returned_per_clip,
     token_log_probs,
+    token_scores,
 )
 from prefcap.data.audio import resample
 from prefcap.io import atomic_write
@@ -138,7 +140,7 @@ class SpeechSeq2SeqCaptioner(Captioner):
         if decoding.mode == "beam":
             # Per-step logits follow beams that get reordered and pruned, not the returned sequences: rescore.
             with torch.no_grad():
-                log_probs = self._score(features, token_ids, mask, 1.0)
+                log_probs = self._score(features, token_ids, mask, 1.0)[0]
         else:
             temperature = decoding.temperature if decoding.mode == "sample" else 1.0
             log_probs = token_log_probs(torch.stack(output.logits, dim=1), token_ids, mask, temperature)
@@ -146,7 +148,17 @@ class SpeechSeq2SeqCaptioner(Captioner):
 
     def sequence_log_probs(self, waveforms: Sequence[np.ndarray], sr: int, token_ids: torch.Tensor,
                            mask: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        return self.sequence_scores(waveforms, sr, token_ids, mask, temperature)[0]
+
+    def sequence_scores(self, waveforms: Sequence[np.ndarray], sr: int, token_ids: torch.Tensor,
+                        mask: torch.Tensor, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         return self._score(self._features(waveforms, sr), token_ids, mask, temperature)
+
+    def tokenize_completions(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        max_tokens = self.model.config.max_target_positions - self.prefix.shape[1]
+        labels = completion_labels(self.tokenizer, texts, self.eos_token_id, max_tokens)
+        token_ids, mask = completions_from_labels(labels, self.pad_token_id)
+        return token_ids.to(self.device), mask.to(self.device)
 
     def teacher_forced_loss(self, waveforms: Sequence[np.ndarray], sr: int, texts: Sequence[str],
                             label_smoothing: float = 0.0, word_dropout: float = 0.0) -> torch.Tensor:
@@ -175,8 +187,8 @@ class SpeechSeq2SeqCaptioner(Captioner):
                 for key, value in features.items()}
 
     def _score(self, features: dict[str, torch.Tensor], token_ids: torch.Tensor, mask: torch.Tensor,
-               temperature: float) -> torch.Tensor:
-        """Teacher-forced log-probs of `token_ids` after the prefix; the encoder runs once per clip."""
+               temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced log-probs and entropies at `token_ids` after the prefix; the encoder runs once per clip."""
         clips, rows = len(next(iter(features.values()))), token_ids.shape[0]
         if rows % clips:
             raise ValueError(f"{rows} token rows do not split evenly over {clips} clips")
@@ -190,7 +202,7 @@ class SpeechSeq2SeqCaptioner(Captioner):
         logits = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=encoded), **encoder_mask,
                             decoder_input_ids=decoder_input_ids, use_cache=False).logits
         # Position P-1 (the last prefix token) predicts the first completion token.
-        return token_log_probs(logits[:, prefix.shape[1] - 1:], token_ids, mask, temperature)
+        return token_scores(logits[:, prefix.shape[1] - 1:], token_ids, mask, temperature)
 
 
 def default_start_ids(config: PretrainedConfig, generation_config: GenerationConfig) -> list[int]:

@@ -15,10 +15,7 @@ hundred more steps: train for about 1,000 steps or more.
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import shutil
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -33,6 +30,7 @@ from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from prefcap.captioners.audio_bart import AudioBartCaptioner
+from prefcap.captioners.base import save_captioner
 from prefcap.data.audio import load_audio
 from prefcap.data.records import Caption, Clip
 from prefcap.errors import PrefcapError
@@ -168,7 +166,7 @@ def train_captioner(captioner: SupportsSFT, train_clips: Sequence[Clip], train_c
                "best_val_loss": best[0], "steps": len(train_loss), "stopped_early": len(train_loss) < total_steps,
                "train_clips": len(train), "train_pairs": len(train_pairs), "val_clips": len(val),
                "val_pairs": len(val_pairs), "seconds": seconds, "config": asdict(config)}
-    _save(captioner, Path(out_dir), metrics)
+    save_captioner(captioner, out_dir, {METRICS_FILE: metrics})
     return metrics
 
 
@@ -214,18 +212,3 @@ def _validation_loss(captioner: SupportsSFT, accelerator: Accelerator, pairs: Se
         with accelerator.autocast():
             total += captioner.teacher_forced_loss(audio, sr, texts).item() * len(texts)
     return total / len(pairs)
-
-
-def _save(captioner: SupportsSFT, out_dir: Path, metrics: dict[str, Any]) -> None:
-    """Write the captioner and its metrics beside `out_dir`, then rename: `out_dir` is complete or absent."""
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        captioner.save(tmp)
-        (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

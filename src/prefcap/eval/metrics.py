@@ -246,6 +246,16 @@ def fluency_profile(caption: str) -> tuple[float, ...]:
             len(words) / 20, malformed / max(1, len(tokens)))
 
 
+def caption_words(caption: str) -> list[str]:
+    """The lowercase words of a caption, as every statistic here counts them."""
+    return _WORD.findall(caption.lower())
+
+
+def has_truncated_ending(caption: str) -> bool:
+    """Whether the caption ends on a word that needs a complement ("... followed by", "... with a")."""
+    return _is_truncated(caption_words(caption))
+
+
 def _distinct(words: list[list[str]], n: int) -> float:
     grams = [tuple(w[k:k + n]) for w in words for k in range(len(w) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 0.0

@@ -1,0 +1,405 @@
+"""`prefcap rl`: fine-tune any captioner to maximise the learned reward, on audio without captions.
+
+One step, for a batch of clips:
+  1. sample `num_generations` captions per clip from the policy with plain temperature sampling (no top-k /
+     top-p / minimum length: the log-probabilities, and so the ratios and the KL, must be those of the
+     distribution that was sampled);
+  2. score them (rewards.py: reward model + extras − guards); captions that never emitted end-of-sequence are
+     penalised there and, with `mask_truncated_completions`, left out of the loss;
+  3. advantages, per algorithm:
+       scst  A = r − r(greedy caption of the same clip)           (self-critical)
+       rloo  A_i = r_i − mean of the other k − 1 samples' rewards  (leave-one-out)
+       grpo  A_i = (r_i − mean of the group) / std of the group    (group-normalised)
+     with `scale_rewards` the scst / rloo advantages are divided by their batch std (whitening);
+  4. `num_iterations` optimisation passes over the batch, each minimising (see `policy_loss`)
+       per token:  −min(ρ A, clip(ρ, 1 − ε, 1 + ε) A) + β KL_t − entropy_coef H_t,   ρ = π / π_sampled
+       averaged over every scored token of the batch (not per sequence: no bias towards short captions).
+     The end-of-sequence token is scored and learned like any other, so "when to stop" is learned too.
+  5. optionally adapt β towards `target_kl` (Ziegler et al.'s proportional controller).
+
+The policy runs in eval mode throughout: no dropout, so the first ratio of a batch is exactly 1, and the audio
+normalisation statistics stay those of supervised training. The reference policy is a frozen copy of the start.
+Config names follow TRL (`beta`, `num_generations`, `epsilon`, `temperature`, `max_new_tokens`,
+`learning_rate`, `num_iterations`, `scale_rewards`, `mask_truncated_completions`); TRL's own trainers concatenate
+prompt and completion and take neither encoder–decoder policies nor audio, which is why this loop is ours.
+
+Data parallelism: `accelerate launch` starts one process per device; each step's clips are split over them and
+the gradients averaged (an all-reduce) before every optimizer step, so every process holds the same weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object, set_seed
+from tqdm import tqdm
+from transformers import get_scheduler
+
+from prefcap.captioners.base import Captioner, Decoding, save_captioner
+from prefcap.errors import PrefcapError
+from prefcap.eval.metrics import diversity_stats
+from prefcap.io import atomic_write
+from prefcap.rl.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from prefcap.rl.data import AudioOnlyClip
+from prefcap.rl.rewards import CaptionReward, RewardTerms
+
+ALGORITHMS = ("scst", "rloo", "grpo")
+LOG_FILE = "log.jsonl"
+METRICS_FILE = "rl_metrics.json"
+
+
+@dataclass(frozen=True)
+class RLConfig(RewardTerms):
+    """The reward's terms and guards (RewardTerms' fields) and the optimisation."""
+
+    algorithm: str = "rloo"
+    num_generations: int = 4  # k samples per clip (scst also decodes one greedy caption per clip)
+    batch_size: int = 16  # clips per step, over all processes
+    max_steps: int = 200
+    learning_rate: float = 1e-5
+    lr_scheduler_type: str = "constant_with_warmup"
+    warmup_steps: int = 10
+    temperature: float = 1.0
+    max_new_tokens: int = 32
+    beta: float = 0.05  # KL coefficient
+    target_kl: float | None = None  # per-caption KL to steer β towards; None: β stays fixed
+    kl_horizon: int = 100  # steps over which the controller closes the gap
+    epsilon: float = 0.2  # PPO clip range of the ratio
+    num_iterations: int = 1  # optimisation passes over each batch of samples
+    entropy_coef: float = 0.0
+    scale_rewards: bool = True
+    mask_truncated_completions: bool = True
+    max_grad_norm: float = 1.0
+    mixed_precision: str = "no"  # "no", "bf16", "fp16" (accelerate)
+    eval_every: int = 25  # steps between held-out evaluations (greedy captions of the eval clips)
+    save_steps: int = 50  # steps between checkpoints
+    save_total_limit: int = 2
+    report_to: str = "none"  # "none" or "tensorboard"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise PrefcapError(f"unknown algorithm {self.algorithm!r}; expected one of {', '.join(ALGORITHMS)}")
+        if self.algorithm in ("rloo", "grpo") and self.num_generations < 2:
+            raise PrefcapError(f"{self.algorithm} compares samples of a clip: num_generations must be >= 2")
+        if min(self.num_generations, self.batch_size, self.max_steps, self.num_iterations, self.eval_every,
+               self.save_steps, self.save_total_limit, self.max_new_tokens) < 1:
+            raise PrefcapError("num_generations, batch_size, max_steps, num_iterations, eval_every, save_steps, "
+                               "save_total_limit and max_new_tokens must be at least 1")
+        if self.temperature <= 0 or self.learning_rate <= 0 or self.beta < 0 or not 0 < self.epsilon < 1:
+            raise PrefcapError("temperature and learning_rate must be > 0, beta >= 0, 0 < epsilon < 1")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise PrefcapError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
+        if self.report_to not in ("none", "tensorboard"):
+            raise PrefcapError(f"report_to must be none or tensorboard, got {self.report_to!r}")
+
+
+def advantages(rewards: torch.Tensor, algorithm: str, greedy_rewards: torch.Tensor | None = None,
+               scale_rewards: bool = True) -> torch.Tensor:
+    """[clips, k] rewards -> [clips, k] advantages (see the module docstring)."""
+    k = rewards.shape[1]
+    if algorithm == "scst":
+        advantage = rewards - greedy_rewards.unsqueeze(1)
+    elif algorithm == "rloo":
+        advantage = rewards - (rewards.sum(dim=1, keepdim=True) - rewards) / (k - 1)
+    elif algorithm == "grpo":
+        advantage = rewards - rewards.mean(dim=1, keepdim=True)
+        return advantage / (rewards.std(dim=1, keepdim=True) + 1e-4) if scale_rewards else advantage
+    else:
+        raise PrefcapError(f"unknown algorithm {algorithm!r}")
+    return advantage / (advantage.std() + 1e-4) if scale_rewards and advantage.numel() > 1 else advantage
+
+
+def policy_loss(log_probs: torch.Tensor, sampled_log_probs: torch.Tensor, ref_log_probs: torch.Tensor,
+                entropy: torch.Tensor, advantage: torch.Tensor, weights: torch.Tensor, normaliser: float,
+                beta: float, epsilon: float, entropy_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
+    """The whole RL loss, per token ([rows, T] tensors; `advantage` [rows]; `weights` 1 for scored tokens),
+    summed and divided by `normaliser` (the number of scored tokens in the whole batch, over all processes)."""
+    ratio = torch.exp(log_probs - sampled_log_probs)
+    surrogate = torch.min(ratio * advantage.unsqueeze(1),
+                          torch.clamp(ratio, 1 - epsilon, 1 + epsilon) * advantage.unsqueeze(1))
+    log_ratio_ref = ref_log_probs - log_probs
+    kl = torch.exp(log_ratio_ref) - log_ratio_ref - 1  # k3: an unbiased, non-negative estimate of KL(π || π_ref)
+    per_token = -surrogate + beta * kl - entropy_coef * entropy
+    loss = (per_token * weights).sum() / normaliser
+    with torch.no_grad():
+        scored = weights.sum().clamp(min=1)
+        stats = {"kl_per_token": float((kl * weights).sum() / scored),
+                 "kl_per_caption": float(((kl * weights).sum(dim=1)).mean()),
+                 "entropy": float((entropy * weights).sum() / scored),
+                 "clip_fraction": float((((ratio - 1).abs() > epsilon).float() * weights).sum() / scored)}
+    return loss, stats
+
+
+def batch_indices(step: int, n: int, batch_size: int, seed: int) -> np.ndarray:
+    """The clips of global step `step` (1-based): epochs are fresh permutations, a function of (seed, epoch), so
+    a resumed run draws exactly the batches the uninterrupted one would have."""
+    positions = (step - 1) * batch_size + np.arange(batch_size)
+    epochs = positions // n
+    orders = {int(e): np.random.default_rng([seed, int(e)]).permutation(n) for e in np.unique(epochs)}
+    return np.array([orders[int(e)][p % n] for e, p in zip(epochs, positions, strict=True)])
+
+
+def train_rl(policy: Captioner, reward: CaptionReward, clips: Sequence[AudioOnlyClip], audio_embeddings: torch.Tensor,
+             out_dir: str | Path, config: RLConfig = RLConfig(), *,  # noqa: B008 (frozen)
+             eval_clips: Sequence[AudioOnlyClip] = (), eval_embeddings: torch.Tensor | None = None,
+             resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train `policy` in place; write `log.jsonl`, `checkpoints/`, the final `captioner/`, `rl_metrics.json` and
+    `curves.png` to `out_dir`. `audio_embeddings[k]` is clip k's (the reward model's encoder, from the cache)."""
+    out = Path(out_dir)
+    if len(audio_embeddings) != len(clips) or (eval_clips and len(eval_embeddings) != len(eval_clips)):
+        raise PrefcapError("one audio embedding per clip is needed")
+    if (out / LOG_FILE).exists() and not resume:
+        raise PrefcapError(f"{out} already holds an RL run: pass --resume to continue it, or choose another --out")
+    # cpu=True where there is no GPU: accelerate then runs `accelerate launch` / torchrun processes over gloo
+    accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available())
+    rank, world = accelerator.process_index, accelerator.num_processes
+    if config.batch_size % world:
+        raise PrefcapError(f"batch_size {config.batch_size} does not split over {world} processes")
+    set_seed(config.seed, device_specific=True)
+    policy.model.to(accelerator.device).eval()
+    reference = copy.deepcopy(policy)
+    reference.model.requires_grad_(False)
+    sr = policy.sample_rate
+    parameters = [p for p in policy.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=0.0)
+    scheduler = get_scheduler(config.lr_scheduler_type, optimizer, num_warmup_steps=config.warmup_steps,
+                              num_training_steps=config.max_steps)
+    sampling = Decoding(mode="sample", temperature=config.temperature, top_p=1.0,
+                        max_new_tokens=config.max_new_tokens)
+    greedy = Decoding(mode="greedy", max_new_tokens=config.max_new_tokens)
+
+    start_step, beta = 0, config.beta
+    checkpoint = latest_checkpoint(out / "checkpoints") if resume else None
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint)
+        policy.model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_step, beta = state["step"], state["beta"]
+        set_rng_state(state["rng"][rank])
+        if accelerator.is_main_process:
+            _truncate_log(out / LOG_FILE, start_step)
+    elif accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / LOG_FILE).unlink(missing_ok=True)
+    accelerator.wait_for_everyone()
+    writer = _tensorboard(out, config) if accelerator.is_main_process else None
+    log = LogWriter(out / LOG_FILE, writer) if accelerator.is_main_process else None
+
+    def evaluate(step: int) -> dict[str, float]:
+        """Greedy captions of the held-out clips: their reward terms and diversity (main process only)."""
+        texts: list[str] = []
+        no_eos: list[torch.Tensor] = []
+        for start in range(0, len(eval_clips), 64):
+            generation = policy.generate([c.waveform for c in eval_clips[start:start + 64]], sr, 1, greedy)
+            texts += [t[0] for t in generation.texts]
+            no_eos.append(generation.truncated)
+        total, terms = reward(eval_embeddings, texts, torch.cat(no_eos))
+        record = {"step": step, "split": "heldout", "reward": float(total.mean()),
+                  **{f"{name}": float(value.mean()) for name, value in terms.items()},
+                  **_diversity(texts)}
+        log.write(record)
+        return record
+
+    if accelerator.is_main_process and eval_clips and start_step == 0:
+        evaluate(0)
+    bar = tqdm(total=config.max_steps, initial=start_step, desc=f"rl ({config.algorithm})", unit="step",
+               disable=not (progress and accelerator.is_main_process))
+    timings = {"generate": 0.0, "reward": 0.0, "reference": 0.0, "update": 0.0}
+    captions_scored, run_start = 0, time.perf_counter()
+    for step in range(start_step + 1, config.max_steps + 1):
+        mine = batch_indices(step, len(clips), config.batch_size, config.seed)[rank::world]
+        audio = [clips[i].waveform for i in mine]
+        k = config.num_generations
+
+        tick = time.perf_counter()
+        with torch.no_grad(), accelerator.autocast():
+            samples = policy.generate(audio, sr, k, sampling)
+            greedy_samples = policy.generate(audio, sr, 1, greedy) if config.algorithm == "scst" else None
+        timings["generate"] += (tock := time.perf_counter()) - tick
+
+        texts = [text for per_clip in samples.texts for text in per_clip]
+        clip_embeddings = audio_embeddings[torch.as_tensor(mine)]
+        rewards, terms = reward(clip_embeddings.repeat_interleave(k, dim=0), texts, samples.truncated)
+        greedy_rewards = None
+        if greedy_samples is not None:
+            greedy_rewards = reward(clip_embeddings, [t[0] for t in greedy_samples.texts], greedy_samples.truncated)[0]
+        advantage = advantages(rewards.view(-1, k), config.algorithm, greedy_rewards, config.scale_rewards)
+        advantage = advantage.reshape(-1).to(accelerator.device)
+        timings["reward"] += (tick := time.perf_counter()) - tock
+        captions_scored += len(texts)
+
+        with torch.no_grad(), accelerator.autocast():
+            ref_log_probs = reference.sequence_log_probs(audio, sr, samples.token_ids, samples.mask,
+                                                         config.temperature)
+        timings["reference"] += (tock := time.perf_counter()) - tick
+
+        weights = samples.mask.clone()
+        if config.mask_truncated_completions:
+            weights[samples.truncated] = 0.0
+        normaliser = float(accelerator.reduce(weights.sum().reshape(1), "sum").clamp(min=1.0)) / world
+        for _ in range(config.num_iterations):
+            with accelerator.autocast():
+                log_probs, entropy = policy.sequence_scores(audio, sr, samples.token_ids, samples.mask,
+                                                            config.temperature)
+                loss, stats = policy_loss(log_probs, samples.log_probs, ref_log_probs, entropy, advantage,
+                                          weights, normaliser, beta, config.epsilon, config.entropy_coef)
+            optimizer.zero_grad(set_to_none=False)
+            loss.backward()
+            _average_gradients(parameters, accelerator)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm))
+            optimizer.step()
+        scheduler.step()
+        timings["update"] += time.perf_counter() - tock
+
+        stats = _mean_over_processes(accelerator, {**stats, "reward": float(rewards.mean()),
+                                                   "reward_std": float(rewards.std()) if len(rewards) > 1 else 0.0,
+                                                   **{n: float(v.mean()) for n, v in terms.items()},
+                                                   "frac_reward_zero_std": _zero_std_share(rewards.view(-1, k)),
+                                                   "truncated": float(samples.truncated.float().mean()),
+                                                   "mean_tokens": float(samples.mask.sum(dim=1).mean())})
+        if config.target_kl is not None:
+            error = float(np.clip(stats["kl_per_caption"] / config.target_kl - 1, -0.2, 0.2))
+            beta *= 1 + error * len(mine) * world / (config.batch_size * config.kl_horizon)
+        if accelerator.is_main_process:
+            log.write({"step": step, "split": "train", "beta": beta, "loss": loss.item(), "grad_norm": grad_norm,
+                       "learning_rate": scheduler.get_last_lr()[0], **stats, **_diversity(texts)})
+            if eval_clips and (step % config.eval_every == 0 or step == config.max_steps):
+                evaluate(step)
+        bar.update()
+        bar.set_postfix(reward=f"{stats['reward']:.3f}", kl=f"{stats['kl_per_caption']:.3f}")
+        if step % config.save_steps == 0 or step == config.max_steps:
+            _save(accelerator, out, step, beta, policy, optimizer, scheduler, config.save_total_limit)
+    bar.close()
+    seconds = time.perf_counter() - run_start
+    if writer is not None:
+        writer.close()
+    if not accelerator.is_main_process:
+        return {}
+    save_captioner(policy, out / "captioner")
+    steps_run = config.max_steps - start_step
+    metrics = {"config": asdict(config), "steps": config.max_steps, "steps_this_run": steps_run,
+               "resumed_from": start_step or None, "processes": world, "seconds": seconds,
+               "captions_per_second": captions_scored * world / seconds if seconds else None,
+               "time_share": {name: t / max(1e-9, sum(timings.values())) for name, t in timings.items()},
+               "heldout": [r for r in read_log(out / LOG_FILE) if r["split"] == "heldout"]}
+    with atomic_write(out / METRICS_FILE) as handle:
+        json.dump(metrics, handle, indent=2)
+    plot_curves(read_log(out / LOG_FILE), out / "curves.png")
+    return metrics
+
+
+class LogWriter:
+    """One JSON object per line, flushed as written (a killed run keeps every finished step's line)."""
+
+    def __init__(self, path: Path, tensorboard: Any = None) -> None:
+        self.path, self.tensorboard = path, tensorboard
+
+    def write(self, record: dict[str, Any]) -> None:
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self.tensorboard is not None:
+            for name, value in record.items():
+                if name not in ("step", "split") and isinstance(value, int | float):
+                    self.tensorboard.add_scalar(f"{record['split']}/{name}", value, record["step"])
+
+
+def read_log(path: str | Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def plot_curves(records: list[dict[str, Any]], path: Path) -> None:
+    """Reward (train and held-out), KL and caption length against the step, in one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [r for r in records if r["split"] == "train"]
+    heldout = [r for r in records if r["split"] == "heldout"]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    axes[0].plot([r["step"] for r in train], [r["rm"] for r in train], alpha=0.5, label="reward model, samples")
+    axes[0].plot([r["step"] for r in heldout], [r["rm"] for r in heldout], "o-", label="reward model, held-out greedy")
+    axes[0].plot([r["step"] for r in heldout], [r["reward"] for r in heldout], "s--", label="total reward, held-out")
+    axes[0].set_title("reward")
+    axes[0].legend(fontsize=8)
+    axes[1].plot([r["step"] for r in train], [r["kl_per_caption"] for r in train])
+    axes[1].set_title("KL to the reference policy (per caption)")
+    axes[2].plot([r["step"] for r in train], [r["mean_words"] for r in train], alpha=0.5, label="samples")
+    axes[2].plot([r["step"] for r in heldout], [r["mean_words"] for r in heldout], "o-", label="held-out greedy")
+    axes[2].set_title("mean words per caption")
+    axes[2].legend(fontsize=8)
+    for axis in axes:
+        axis.set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _diversity(texts: list[str]) -> dict[str, float]:
+    stats = diversity_stats(texts)
+    return {name: stats[name] for name in ("distinct_2", "repetition_rate", "truncated_ending_rate", "mean_words")}
+
+
+def _zero_std_share(group_rewards: torch.Tensor) -> float:
+    """Share of clips whose k samples all got the same reward: they give no gradient."""
+    spread = group_rewards.max(dim=1).values - group_rewards.min(dim=1).values
+    return float((spread < 1e-6).float().mean())
+
+
+def _average_gradients(parameters: list[torch.nn.Parameter], accelerator: Accelerator) -> None:
+    """Mean of every process's gradients, in one all-reduce: the processes then take identical steps."""
+    if accelerator.num_processes == 1:
+        return
+    flat = torch.cat([p.grad.reshape(-1) for p in parameters])
+    flat = accelerator.reduce(flat, "mean")
+    offset = 0
+    for p in parameters:
+        p.grad.copy_(flat[offset:offset + p.numel()].view_as(p.grad))
+        offset += p.numel()
+
+
+def _mean_over_processes(accelerator: Accelerator, stats: dict[str, float]) -> dict[str, float]:
+    if accelerator.num_processes == 1:
+        return stats
+    values = accelerator.reduce(torch.tensor(list(stats.values()), device=accelerator.device), "mean")
+    return dict(zip(stats, values.tolist(), strict=True))
+
+
+def _save(accelerator: Accelerator, out: Path, step: int, beta: float, policy: Captioner,
+          optimizer: torch.optim.Optimizer, scheduler: Any, keep: int) -> None:
+    states = gather_object([rng_state()]) if accelerator.num_processes > 1 else [rng_state()]
+    if accelerator.is_main_process:
+        save_checkpoint(out / "checkpoints", step, {
+            "step": step, "beta": beta, "model": policy.model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "rng": states}, keep)
+    accelerator.wait_for_everyone()
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Keep the log lines of steps up to the checkpoint's: the steps after it are about to be redone."""
+    if not path.exists():
+        return
+    kept = [r for r in read_log(path) if r["step"] <= step]
+    with atomic_write(path) as handle:
+        handle.writelines(json.dumps(r) + "\n" for r in kept)
+
+
+def _tensorboard(out: Path, config: RLConfig) -> Any:
+    if config.report_to != "tensorboard":
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise PrefcapError("report_to=tensorboard needs the tensorboard package: pip install tensorboard") from None
+    return SummaryWriter(str(out / "tensorboard"))

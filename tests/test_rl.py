@@ -1,0 +1,280 @@
+"""RL: the loss terms by hand, the advantages, the audio-only loader, learning, exact resume, and a SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY_BART
+from prefcap.captioners.load import load_captioner
+from prefcap.captioners.sft import new_captioner
+from prefcap.data.records import Caption, read_captions, read_clips
+from prefcap.data.synth.corpus import SynthConfig, synthesize
+from prefcap.errors import PrefcapError
+from prefcap.reward.model import RewardConfig, RewardModel
+from prefcap.rl import recipes
+from prefcap.rl.data import AudioOnlyClip, load_rl_audio
+from prefcap.rl.rewards import CaptionReward, RewardTerms, repeated_ngrams
+from prefcap.rl.trainer import RLConfig, advantages, batch_indices, policy_loss, read_log, train_rl
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("target")
+    synthesize(folder, SynthConfig(n=24, domain="target", seed=1), progress=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def captioner_dir(corpus, tmp_path_factory) -> Path:
+    captioner = new_captioner((c.text for c in read_captions(corpus / "captions.jsonl")), vocab_size=300, **TINY_BART)
+    folder = tmp_path_factory.mktemp("captioner") / "baseline"
+    captioner.save(folder)
+    return folder
+
+
+class LengthReward:
+    """A stand-in reward with a known optimum: short captions (minus the number of words)."""
+
+    def __call__(self, audio, captions, no_eos):
+        words = torch.tensor([float(len(c.split())) for c in captions])
+        return -words - 5.0 * no_eos.float(), {"rm": -words}
+
+
+def audio_only(corpus: Path, split: str | None = None) -> list[AudioOnlyClip]:
+    clips = [c for c in read_clips(corpus / "clips.jsonl") if split is None or c.split == split]
+    return load_rl_audio(clips, 16_000, progress=False)
+
+
+def test_advantages_by_hand():
+    rewards = torch.tensor([[1.0, 2.0, 6.0], [0.0, 0.0, 0.0]])
+    rloo = advantages(rewards, "rloo", scale_rewards=False)
+    assert torch.allclose(rloo[0], torch.tensor([1 - 4.0, 2 - 3.5, 6 - 1.5]))
+    assert torch.equal(rloo[1], torch.zeros(3))
+    grpo = advantages(rewards, "grpo")
+    assert torch.allclose(grpo[0], (rewards[0] - 3) / (rewards[0].std() + 1e-4))
+    assert torch.equal(grpo[1], torch.zeros(3))  # a group with equal rewards gives no gradient
+    scst = advantages(rewards, "scst", greedy_rewards=torch.tensor([2.0, -1.0]), scale_rewards=False)
+    assert torch.equal(scst, torch.tensor([[-1.0, 0.0, 4.0], [1.0, 1.0, 1.0]]))
+    whitened = advantages(rewards, "rloo")
+    assert torch.allclose(whitened.std(), torch.tensor(1.0), atol=1e-3)
+
+
+def test_policy_loss_by_hand():
+    log_probs = torch.tensor([[-1.0, -2.0], [-0.5, 0.0]], requires_grad=True)
+    sampled = torch.tensor([[-1.0, -1.5], [-0.5, 0.0]])
+    reference = torch.tensor([[-1.2, -2.0], [-0.5, 0.0]])
+    entropy = torch.tensor([[1.0, 2.0], [0.5, 0.0]])
+    advantage = torch.tensor([2.0, -1.0])
+    weights = torch.tensor([[1.0, 1.0], [1.0, 0.0]])  # the last token is padding
+    loss, stats = policy_loss(log_probs, sampled, reference, entropy, advantage, weights, normaliser=3.0,
+                              beta=0.5, epsilon=0.2, entropy_coef=0.1)
+    ratio_2 = math.exp(-0.5)  # token 2 of row 1: below 1 - ε, clipped to 0.8, min(0.607 * 2, 0.8 * 2) = 1.213
+    kl_1 = math.exp(-0.2) + 0.2 - 1
+    per_token = [-2.0 + 0.5 * kl_1 - 0.1, -ratio_2 * 2 - 0.2, 1.0 - 0.05]
+    assert loss.item() == pytest.approx(sum(per_token) / 3, abs=1e-6)
+    assert stats["clip_fraction"] == pytest.approx(1 / 3)
+    loss.backward()
+    assert log_probs.grad[1, 1] == 0  # padding gets no gradient
+    assert log_probs.grad[0, 0] < 0  # positive advantage: raising the token's log-prob lowers the loss
+
+
+def test_ppo_clip_stops_the_gradient_once_the_ratio_left_the_trust_region():
+    sampled = torch.zeros(1, 1)
+    for log_ratio, expect_gradient in ((0.1, True), (0.5, False)):
+        log_probs = torch.full((1, 1), log_ratio, requires_grad=True)
+        loss, _ = policy_loss(log_probs, sampled, log_probs.detach(), torch.zeros(1, 1), torch.ones(1),
+                              torch.ones(1, 1), 1.0, beta=0.0, epsilon=0.2, entropy_coef=0.0)
+        loss.backward()
+        assert (log_probs.grad.abs().item() > 0) == expect_gradient
+
+
+def test_batches_cover_every_clip_each_epoch_and_do_not_depend_on_the_start():
+    seen = np.concatenate([batch_indices(step, 10, 5, seed=3) for step in (1, 2)])
+    assert sorted(seen.tolist()) == list(range(10))
+    assert batch_indices(7, 10, 4, seed=3).tolist() == batch_indices(7, 10, 4, seed=3).tolist()
+
+
+def test_guards_penalise_repetition_bad_endings_and_length():
+    assert repeated_ngrams("a dog barks and a dog barks", 2) == 2
+    assert repeated_ngrams("a dog barks", 2) == 0
+
+    class Encoder:
+        id, dim, sample_rate = "toy", 4, 16_000
+
+        def embed_text(self, texts):
+            return torch.nn.functional.normalize(torch.ones(len(texts), 4), dim=-1)
+
+    model = RewardModel.new(RewardConfig(hidden=(4,)), "toy", 4)
+    reward = CaptionReward(model, Encoder(), RewardTerms(min_words=3, max_words=6, length_penalty=0.5))
+    captions = ["a dog barks loudly", "a dog barks followed by", "a dog barks a dog barks", "dog", "a b c d e f g h"]
+    total, terms = reward(torch.ones(5, 4) / 2, captions, torch.tensor([False, False, False, False, True]))
+    assert terms["bad_ending"].tolist() == [0, 1, 0, 0, 1]
+    assert terms["repeated_ngrams"].tolist() == [0, 0, 2, 0, 0]
+    assert terms["words_out_of_bounds"].tolist() == [0, 0, 0, 2, 2]
+    # the same caption embedding everywhere: every difference in the total comes from the guards
+    assert torch.allclose(total - total[0], torch.tensor([0.0, -1.0, -2.0, -1.0, -2.0]))
+    with pytest.raises(PrefcapError, match="trained on embeddings of"):
+        CaptionReward(RewardModel.new(RewardConfig(hidden=(4,)), "other", 4), Encoder())
+
+
+def test_the_rl_loader_keeps_audio_and_ids_only(corpus):
+    clips = audio_only(corpus)
+    assert {f for f in AudioOnlyClip.__dataclass_fields__} == {"id", "waveform"}
+    assert all(c.waveform.ndim == 1 and c.waveform.size for c in clips)
+    with pytest.raises(PrefcapError, match="audio clips only"):
+        load_rl_audio([Caption(clip_id="x", text="a dog barks", source="reference")], 16_000)
+
+
+def test_run_rl_never_reads_captions(corpus, captioner_dir, tmp_path, monkeypatch):
+    """RL on the corpus with every way to read captions or references booby-trapped."""
+    def trap(*args, **kwargs):
+        raise AssertionError("RL read captions")
+
+    monkeypatch.setattr("prefcap.data.records.read_captions", trap)
+    monkeypatch.setattr("prefcap.prefs.store.Store.references", trap)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "clips.jsonl").write_text((corpus / "clips.jsonl").read_text())  # no captions.jsonl beside
+    for wav in corpus.glob("audio/*"):
+        (tmp_path / "data" / "audio").mkdir(exist_ok=True)
+        os.symlink(wav, tmp_path / "data" / "audio" / wav.name)
+    monkeypatch.setattr(recipes, "CaptionReward", lambda model, encoder, config: LengthReward())
+    monkeypatch.setattr(recipes.RewardModel, "load", lambda *a, **k: None)
+
+    class Encoder:
+        id, dim, sample_rate = "toy", 4, 16_000
+
+        def embed_audio(self, waveforms, sr):
+            return torch.ones(len(waveforms), 4) / 2
+
+    metrics = recipes.run_rl(captioner_dir, tmp_path, Encoder(), tmp_path / "data" / "clips.jsonl", tmp_path / "rl",
+                             RLConfig(max_steps=2, batch_size=2, num_generations=2, max_new_tokens=8),
+                             split="rl", eval_split="val", eval_clips=2, progress=False)
+    assert metrics["steps"] == 2
+    assert (tmp_path / "rl" / "captioner").is_dir()
+
+
+def test_rl_learns_a_simple_reward_and_logs_every_term(corpus, captioner_dir, tmp_path):
+    policy = load_captioner(captioner_dir, device="cpu")
+    clips = audio_only(corpus, "rl")
+    config = RLConfig(max_steps=30, batch_size=4, num_generations=4, learning_rate=3e-3, beta=0.0, warmup_steps=0,
+                      max_new_tokens=12, eval_every=15, save_steps=15)
+    metrics = train_rl(policy, LengthReward(), clips, torch.zeros(len(clips), 4), tmp_path, config,
+                       eval_clips=clips[:4], eval_embeddings=torch.zeros(4, 4), progress=False)
+    log = read_log(tmp_path / "log.jsonl")
+    train = [r for r in log if r["split"] == "train"]
+    assert [r["step"] for r in train] == list(range(1, 31))
+    for key in ("reward", "reward_std", "kl_per_caption", "entropy", "mean_words", "distinct_2", "repetition_rate",
+                "clip_fraction", "frac_reward_zero_std", "beta"):
+        assert all(math.isfinite(r[key]) for r in train), key
+    first, last = np.mean([r["reward"] for r in train[:5]]), np.mean([r["reward"] for r in train[-5:]])
+    assert last > first + 1.0, (first, last)
+    assert [r["step"] for r in metrics["heldout"]] == [0, 15, 30]
+    assert sum(metrics["time_share"].values()) == pytest.approx(1.0)
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+    assert load_captioner(tmp_path / "captioner", device="cpu").generate(
+        [clips[0].waveform], 16_000).token_ids.shape[0] == 1
+
+
+def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(corpus, captioner_dir, tmp_path):
+    clips = audio_only(corpus, "rl")
+    config = RLConfig(algorithm="grpo", max_steps=6, batch_size=2, num_generations=3, learning_rate=1e-3,
+                      target_kl=0.5, num_iterations=2, max_new_tokens=8, save_steps=2, warmup_steps=2)
+    embeddings = torch.zeros(len(clips), 4)
+
+    def run(out, reward, resume=False):
+        policy = load_captioner(captioner_dir, device="cpu")
+        train_rl(policy, reward, clips, embeddings, out, config, resume=resume, progress=False)
+        return policy.model.state_dict()
+
+    straight = run(tmp_path / "straight", LengthReward())
+
+    class Crash(LengthReward):
+        calls = 0
+
+        def __call__(self, *args):
+            Crash.calls += 1
+            if Crash.calls == 4:  # during step 4, after the checkpoint of step 2... and before that of step 4
+                raise KeyboardInterrupt
+            return super().__call__(*args)
+
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "resumed", Crash())
+    assert sorted(p.name for p in (tmp_path / "resumed" / "checkpoints").iterdir()) == ["step-000002"]
+    with pytest.raises(PrefcapError, match="--resume"):
+        run(tmp_path / "resumed", LengthReward())
+    resumed = run(tmp_path / "resumed", LengthReward(), resume=True)
+    for name, tensor in straight.items():
+        assert torch.equal(tensor, resumed[name]), name
+    steps = [r["step"] for r in read_log(tmp_path / "resumed" / "log.jsonl")]
+    assert steps == [r["step"] for r in read_log(tmp_path / "straight" / "log.jsonl")] == list(range(1, 7))
+    assert sorted(p.name for p in (tmp_path / "resumed" / "checkpoints").iterdir()) == ["step-000004",
+                                                                                       "step-000006"]
+
+
+RL_SCRIPT = """
+import sys, torch
+torch.set_num_threads(1)
+from test_rl import LengthReward, audio_only
+from prefcap.captioners.load import load_captioner
+from prefcap.rl.trainer import RLConfig, train_rl
+from pathlib import Path
+corpus, captioner, out, steps = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
+clips = audio_only(corpus, "rl")
+policy = load_captioner(captioner, device="cpu")
+config = RLConfig(max_steps=steps, batch_size=4, num_generations=2, learning_rate=1e-3, max_new_tokens=8, save_steps=2)
+train_rl(policy, LengthReward(), clips, torch.zeros(len(clips), 4), out, config, resume="--resume" in sys.argv,
+         progress=False)
+import torch.distributed as dist
+rank = dist.get_rank() if dist.is_initialized() else 0
+flat = torch.cat([p.detach().reshape(-1) for p in policy.model.parameters()])
+(out / f"weights-{rank}.txt").write_text(repr(flat.double().sum().item()) + " " + repr(flat.abs().sum().item()))
+"""
+
+
+def test_two_gloo_processes_stay_in_sync(corpus, captioner_dir, tmp_path):
+    script = tmp_path / "rl_script.py"
+    script.write_text(RL_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "OMP_NUM_THREADS": "1"}
+    # torchrun: `accelerate launch` starts several CPU processes only through mpirun
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+                    str(script), str(corpus), str(captioner_dir), str(tmp_path / "out"), "4"],
+                   check=True, env=env, timeout=300, capture_output=True)
+    weights = [(tmp_path / "out" / f"weights-{rank}.txt").read_text() for rank in (0, 1)]
+    assert weights[0] == weights[1]
+    start = load_captioner(captioner_dir, device="cpu").model
+    assert weights[0].split()[0] != repr(torch.cat([p.reshape(-1) for p in start.parameters()]).double().sum().item())
+    assert json.loads((tmp_path / "out" / "rl_metrics.json").read_text())["processes"] == 2
+
+
+def test_a_sigkilled_run_resumes_and_completes(corpus, captioner_dir, tmp_path):
+    script = tmp_path / "rl_script.py"
+    script.write_text(RL_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, str(script), str(corpus), str(captioner_dir), str(tmp_path / "out"), "30"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "out" / "checkpoints" / "step-000004").exists():
+        assert process.poll() is None and time.monotonic() < deadline, "the run ended before its second checkpoint"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "out" / "captioner").exists()
+    subprocess.run([*command, "--resume"], env=env, check=True, timeout=300, capture_output=True)
+    steps = [r["step"] for r in read_log(tmp_path / "out" / "log.jsonl")]
+    assert steps == list(range(1, 31))
+    metrics = json.loads((tmp_path / "out" / "rl_metrics.json").read_text())
+    assert metrics["resumed_from"] >= 4
+    assert load_captioner(tmp_path / "out" / "captioner", device="cpu") is not None
