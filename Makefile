@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_synth.py
 	$(BIN)/python bench/bench_cache.py
 	$(BIN)/python bench/bench_annotate_load.py
+	$(BIN)/python bench/bench_rl.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

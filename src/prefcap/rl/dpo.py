@@ -153,7 +153,7 @@ def train_dpo(policy: Captioner, store: Store, out_dir: str, config: DPOConfig =
         torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
         optimizer.step()
         schedule.step()
-        train_loss.append(float(loss))
+        train_loss.append(loss.item())
         bar.update()
         if step % config.eval_every and step != total_steps:
             continue

@@ -1,0 +1,41 @@
+"""Pairwise evaluation: Wilson intervals and sign tests against known values, blind order, one outcome per clip."""
+
+from __future__ import annotations
+
+import pytest
+
+from prefcap.data.records import Clip
+from prefcap.eval.pairwise import compare, sign_test, wilson_interval
+
+
+def test_wilson_interval_and_sign_test_match_published_values():
+    low, high = wilson_interval(65, 100)
+    assert (low, high) == pytest.approx((0.5525, 0.7364), abs=1e-4)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    assert wilson_interval(10, 10)[1] == pytest.approx(1.0)
+    assert sign_test(65, 35) == pytest.approx(0.00352, abs=1e-4)
+    assert sign_test(0, 0) == 1.0
+
+
+def test_compare_counts_from_a_s_side_whatever_the_order_shown():
+    clips = [Clip(id=f"c{k}") for k in range(200)]
+    a = {c.id: f"a long caption number {k}" for k, c in enumerate(clips)}
+    b = {c.id: "short" for c in clips}
+    b["c0"] = a["c0"]  # identical captions: a tie without asking
+
+    def prefers_longer(clip, first, second):
+        return "a" if len(first) > len(second) else "b"
+
+    result = compare(clips, a, b, prefers_longer, a="long", b="short", judge_name="toy")
+    assert (result["wins"], result["losses"], result["ties"], result["clips"]) == (199, 0, 1, 200)
+    assert result["win_rate"] == 1.0
+
+    shown_first = []
+
+    def prefers_left(clip, first, second):
+        shown_first.append(first == a[clip.id])
+        return "a"
+
+    blind = compare(clips, a, b, prefers_left, a="long", b="short", judge_name="toy", seed=3)
+    assert 70 < sum(shown_first) < 130  # order randomised per clip
+    assert blind["wins"] == sum(shown_first) and blind["losses"] == len(shown_first) - sum(shown_first)
