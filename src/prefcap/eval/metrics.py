@@ -227,7 +227,7 @@ def _sbert_sim(name: str, ids: list[str], gts: dict[str, list[str]], res: dict[s
 
 
 # words that may repeat as a pair without it being a stutter ("in the ... in the")
-_FILLER = frozenset({"a", "an", "the", "and", "of", "in", "on", "with", "is", "are", "be", "can", "heard", "as",
+FILLER_WORDS = frozenset({"a", "an", "the", "and", "of", "in", "on", "with", "is", "are", "be", "can", "heard", "as",
                      "while", "then", "by", "to", "at", "it", "its", "there", "sound", "sounds"})
 FLUENCY_FEATURES = ("stutters", "repeated_bigrams", "truncated", "words", "malformed_words")
 
@@ -239,7 +239,7 @@ def fluency_profile(caption: str) -> tuple[float, ...]:
     words = _WORD.findall(caption.lower())
     stutters = sum(words[i : i + n] == words[i + n : i + 2 * n]
                    for n in range(1, 5) for i in range(len(words) - 2 * n + 1))
-    bigrams = [(a, b) for a, b in itertools.pairwise(words) if a != b and not (a in _FILLER and b in _FILLER)]
+    bigrams = [(a, b) for a, b in itertools.pairwise(words) if a != b and not (a in FILLER_WORDS and b in FILLER_WORDS)]
     tokens = caption.split()
     malformed = sum(not re.fullmatch(r"[^\W\d_]+(?:['-][^\W\d_]+)*[.,!?;:]*", t) for t in tokens)
     return (float(stutters), float(len(bigrams) - len(set(bigrams))), float(_is_truncated(words)),

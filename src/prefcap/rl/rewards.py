@@ -3,7 +3,7 @@
     total = r_RM(audio, caption)                       the learned preference score (pre-sigmoid)
           - uncertainty_coef * std over ensemble heads  distrust captions the reward model is unsure about
           + clap_coef * cos(audio, caption)             optional CLAP audio–text agreement
-          - repetition_penalty * repeated n-grams       "a dog barks a dog barks"
+          - repetition_penalty * repeated n-grams       "a dog barks while a dog growls"
           - truncation_penalty * [bad or missing end]   "... followed by", or no end-of-sequence token
           - length_penalty * words outside [min_words, max_words]
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from prefcap.encoders.base import AudioTextEncoder
-from prefcap.eval.metrics import caption_words, has_truncated_ending
+from prefcap.eval.metrics import FILLER_WORDS, caption_words, has_truncated_ending
 from prefcap.reward.features import fluency_features
 from prefcap.reward.model import RewardModel
 
@@ -28,7 +28,7 @@ class RewardTerms:
     uncertainty_coef: float = 0.0
     clap_coef: float = 0.0
     repetition_penalty: float = 1.0  # per word n-gram that already occurred in the caption
-    repetition_ngram: int = 2
+    repetition_ngram: int = 1  # 1: content words (filler words such as "a", "is", "heard" may repeat)
     truncation_penalty: float = 1.0  # a dangling last word or no end-of-sequence within max_new_tokens
     min_words: int = 3
     max_words: int = 25
@@ -36,8 +36,11 @@ class RewardTerms:
 
 
 def repeated_ngrams(caption: str, n: int) -> int:
-    """How many word n-grams of the caption already occurred earlier in it."""
+    """How many word n-grams of the caption already occurred earlier in it; for n = 1, content words only ("a
+    piano plays with a piano in the background" names one thing twice)."""
     words = caption_words(caption)
+    if n == 1:
+        words = [w for w in words if w not in FILLER_WORDS]
     grams = [tuple(words[k:k + n]) for k in range(len(words) - n + 1)]
     return len(grams) - len(set(grams))
 
