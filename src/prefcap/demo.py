@@ -87,12 +87,13 @@ REWARD_VARIANTS = {
 RL = {
     "tiny": RLConfig(max_steps=4, batch_size=4, num_generations=2, max_new_tokens=16, eval_every=2, save_steps=2,
                      warmup_steps=0),
-    "demo": RLConfig(max_steps=300, beta=0.3, clap_coef=3.0, min_words=6, learning_rate=5e-5, eval_every=25),
+    "demo": RLConfig(max_steps=600, batch_size=8, num_generations=8, learning_rate=1e-4, beta=0.2, clap_coef=3.0,
+                     min_words=11, repetition_penalty=2.0, eval_every=25),
 }
 RL_EVAL_CLIPS = {"tiny": 8, "demo": 100}
 DPO = {
     "tiny": DPOConfig(max_steps=3, batch_size=8, eval_every=2),
-    "demo": DPOConfig(),
+    "demo": DPOConfig(learning_rate=5e-5),
 }
 # the systems the demo compares on the held-out target test clips, and which pairs the panels judge
 SYSTEMS = {"baseline": "captioner-baseline", "rlhf": "rl/captioner", "dpo": "dpo/captioner"}
