@@ -107,16 +107,20 @@ def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
                   "max_steps=2", "batch_size=4", "eval_every=1")
     assert dpo.returncode == 0 and "saved the DPO captioner" in dpo.stdout, dpo.stderr
     # the demo's own evaluation: every system on the test clips, one outcome per clip and judge
-    assert set(results["systems"]) == {"baseline", "rlhf", "dpo"}
+    assert set(results["systems"]) == {"baseline", "rlhf", "supervised", "dpo"}
     for scores in results["systems"].values():
         assert {"cider_d", "sbert_sim", "rm_score", "clap_score", "repetition_rate", "truncated_ending_rate",
                 "distinct_2", "mean_words"} <= set(scores)
     test_clips = sum(1 for line in (out / "data" / "target" / "clips.jsonl").open() if '"split":"test"' in line)
-    compared = (("rlhf", "baseline"), ("dpo", "baseline"), ("rlhf", "dpo"))
+    compared = (("rlhf", "baseline"), ("rlhf", "supervised"), ("supervised", "baseline"), ("dpo", "baseline"),
+                ("rlhf", "dpo"))
     assert {(r["a"], r["b"], r["judge"]) for r in results["pairwise"]} == {
         (a, b, judge) for a, b in compared for judge in ("eval", "train")}
     assert all(r["clips"] == r["wins"] + r["losses"] + r["ties"] == test_clips for r in results["pairwise"])
     assert [r["step"] for r in results["rl"]["heldout"]] == [0, 2, 4]
+    supervised = json.loads((out / "supervised" / "captioner" / "sft_metrics.json").read_text())
+    assert supervised["steps"] <= results["rl"]["steps"] and supervised["train_clips"] == sum(
+        1 for line in (out / "data" / "target" / "clips.jsonl").open() if '"split":"rl"' in line)
     assert "rlhf vs baseline (eval panel" in result.stdout
 
     again = run_cli("demo", "--size", "tiny", "--out", out, "--seed", "1")

@@ -96,8 +96,10 @@ DPO = {
     "demo": DPOConfig(learning_rate=5e-5),
 }
 # the systems the demo compares on the held-out target test clips, and which pairs the panels judge
-SYSTEMS = {"baseline": "captioner-baseline", "rlhf": "rl/captioner", "dpo": "dpo/captioner"}
-COMPARISONS = (("rlhf", "baseline"), ("dpo", "baseline"), ("rlhf", "dpo"))
+SYSTEMS = {"baseline": "captioner-baseline", "rlhf": "rl/captioner", "supervised": "supervised/captioner",
+           "dpo": "dpo/captioner"}
+COMPARISONS = (("rlhf", "baseline"), ("rlhf", "supervised"), ("supervised", "baseline"), ("dpo", "baseline"),
+               ("rlhf", "dpo"))
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,20 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
 
     _, timings["rl"] = run_stage(out / "rl", {"rl": asdict(rl_config), "eval_clips": RL_EVAL_CLIPS[config.size]},
                                  align_with_rl, inputs=[out / "captioner-baseline", out / "reward", target_clips])
+    # The paper's comparison: the baseline fine-tuned on the ground-truth references of the same target clips
+    # RL trains on, with the baseline's SFT recipe and as many optimizer steps as RL takes (early stopping on
+    # the target `val` clips).
+    supervised_config = replace(sft_config, max_steps=rl_config.max_steps, seed=config.seed)
+
+    def train_supervised(tmp: Path) -> None:
+        clips, captions = read_clips(target_clips), read_captions(target_clips.with_name("captions.jsonl"))
+        train_captioner(load_captioner(out / "captioner-baseline", device="cpu"),
+                        [c for c in clips if c.split == "rl"], captions, [c for c in clips if c.split == "val"],
+                        captions, tmp / "captioner", supervised_config, progress)
+
+    _, timings["supervised"] = run_stage(
+        out / "supervised", {"sft": asdict(supervised_config)}, train_supervised,
+        inputs=[out / "captioner-baseline", target_clips, target_clips.with_name("captions.jsonl")])
     dpo_config = replace(DPO[config.size], seed=config.seed)
 
     def align_with_dpo(tmp: Path) -> None:
