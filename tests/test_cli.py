@@ -123,6 +123,30 @@ def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
         1 for line in (out / "data" / "target" / "clips.jsonl").open() if '"split":"rl"' in line)
     assert "rlhf vs baseline (eval panel" in result.stdout
 
+    # prefcap eval: two captioners and a caption file, simulated judges, then the same with human judges
+    target = out / "data" / "target"
+    evaluate = ("eval", "--clips", target / "clips.jsonl", "--split", "test", "--system",
+                f"baseline={out / 'captioner-baseline'}", "--system", f"rlhf={out / 'rl' / 'captioner'}",
+                "--system", f"references={target / 'captions.jsonl'}", "--references", target / "captions.jsonl")
+    simulated = run_cli(*evaluate, "--encoder", out / "encoder", "--reward", out / "reward", "--cache", out / "cache",
+                        "--out", tmp_path / "eval")
+    assert simulated.returncode == 0, simulated.stderr
+    report = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert [(r["a"], r["b"]) for r in report["pairwise"]] == [("baseline", "rlhf"), ("baseline", "references"),
+                                                               ("rlhf", "references")]
+    by_pair = {(r["a"], r["b"]): r for r in report["pairwise"]}
+    assert by_pair[("baseline", "references")]["losses"] > 0.8 * by_pair[("baseline", "references")]["clips"]
+    assert report["ranking"][0]["system"] == "references" and report["systems"]["references"]["cider_d"] > 1
+    humans = (*evaluate, "--judges", "humans", "--db", tmp_path / "evaldb", "--out", tmp_path / "eval-humans")
+    queued = run_cli(*humans)
+    assert queued.returncode == 0 and "waiting for human judgments" in queued.stdout, queued.stderr
+    assert run_cli("simulate", "--db", tmp_path / "evaldb", "--panel", "eval", "--overlap", "3").returncode == 0
+    judged = run_cli(*humans)
+    assert judged.returncode == 0 and "waiting" not in judged.stdout, judged.stderr
+    human = json.loads((tmp_path / "eval-humans" / "eval.json").read_text())
+    assert all(r["clips"] == test_clips for r in human["pairwise"])
+    assert human["pairwise"][1]["losses"] > 0.8 * test_clips  # references beat the tiny baseline for people too
+
     again = run_cli("demo", "--size", "tiny", "--out", out, "--seed", "1")
     assert again.returncode == 0
     assert json.loads((out / "results.json").read_text())["timings_s"]["synth_target"] == 0.0

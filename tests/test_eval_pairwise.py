@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from prefcap.data.records import Clip
-from prefcap.eval.pairwise import compare, sign_test, wilson_interval
+from prefcap.eval.pairwise import bradley_terry, compare, sign_test, wilson_interval
 
 
 def test_wilson_interval_and_sign_test_match_published_values():
@@ -39,3 +39,16 @@ def test_compare_counts_from_a_s_side_whatever_the_order_shown():
     blind = compare(clips, a, b, prefers_left, a="long", b="short", judge_name="toy", seed=3)
     assert 70 < sum(shown_first) < 130  # order randomised per clip
     assert blind["wins"] == sum(shown_first) and blind["losses"] == len(shown_first) - sum(shown_first)
+
+
+def test_bradley_terry_orders_systems_and_brackets_its_scores():
+    outcomes = {("a", "b"): ["a"] * 80 + ["b"] * 20, ("b", "c"): ["a"] * 70 + ["b"] * 30,
+                ("a", "c"): ["a"] * 90 + ["tie"] * 10}
+    ranking = bradley_terry([(a, b, o) for (a, b), o in outcomes.items()], ["c", "b", "a"], bootstrap=100)
+    assert [row["system"] for row in ranking] == ["a", "b", "c"]
+    assert sum(row["bt_score"] for row in ranking) == pytest.approx(0.0, abs=1e-6)
+    for row in ranking:
+        assert row["ci_low"] <= row["bt_score"] <= row["ci_high"]
+    # 80 % wins of a over b: a Bradley–Terry gap near log(4) between them
+    gap = ranking[0]["bt_score"] - ranking[1]["bt_score"]
+    assert 0.8 < gap < 2.2

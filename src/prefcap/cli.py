@@ -297,6 +297,43 @@ def _dpo(args: argparse.Namespace) -> None:
           f"validation preference accuracy {best['val_accuracy']:.3f} (loss {best['val_loss']:.3f})")
 
 
+def _eval(args: argparse.Namespace) -> None:
+    from prefcap.data.records import read_captions, read_clips
+    from prefcap.eval.run import run_eval
+
+    clips = [c for c in read_clips(args.clips) if args.split is None or c.split == args.split]
+    references = None
+    if args.references:
+        references = {}
+        for caption in read_captions(args.references):
+            if caption.source == "reference":
+                references.setdefault(caption.clip_id, []).append(caption.text)
+        clips_without = [c.id for c in clips if c.id not in references]
+        if clips_without:
+            raise PrefcapError(f"{args.references}: no reference for {len(clips_without)} clips "
+                               f"(e.g. {clips_without[0]!r})")
+    results = run_eval(clips, args.system, args.out, judges=args.judges, references=references,
+                       encoder=_text_encoder(args.encoder) if args.encoder else None, reward_dir=args.reward,
+                       cache_root=args.cache, store=_store(args, create=True) if args.db else None,
+                       baseline=args.baseline, seed=args.seed)
+    for name, scores in results["systems"].items():
+        print(f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()
+                                      if isinstance(v, float) and k in ("cider_d", "sbert_sim", "rm_score",
+                                                                        "clap_score", "distinct_2", "mean_words")))
+    for row in results["pairwise"]:
+        rate = "n/a" if row["win_rate"] is None else f"{row['win_rate']:.1%}"
+        print(f"{row['a']} vs {row['b']} ({row['judge']}, {row['clips']} clips): {row['wins']} wins, "
+              f"{row['losses']} losses, {row['ties']} ties; win rate {rate} [{row['ci_low']:.1%}, "
+              f"{row['ci_high']:.1%}], sign test p = {row['sign_test_p']:.2g}")
+    for row in results["ranking"]:
+        print(f"  {row['system']}: Bradley-Terry {row['bt_score']:+.2f} [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]")
+    waiting = {k: v for k, v in results["pending"].items() if k != "pairs_added_now" and v}
+    if waiting:
+        print(f"waiting for human judgments: {waiting}; queued {results['pending']['pairs_added_now']} new pairs "
+              f"(prefcap assign --db {args.db}, then prefcap annotate)")
+    print(f"results: {Path(args.out) / 'eval.json'}")
+
+
 def _reward_eval(args: argparse.Namespace) -> None:
     from prefcap.io import atomic_write
     from prefcap.reward.model import RewardConfig
@@ -508,6 +545,22 @@ def build_parser() -> argparse.ArgumentParser:
     dpo.add_argument("--seed", type=int, default=0)
     dpo.add_argument("overrides", nargs="*", metavar="key=value", help="DPOConfig fields, e.g. beta=0.1")
     dpo.set_defaults(run=_dpo)
+
+    evaluate = commands.add_parser("eval", help="compare systems: metrics and blind pairwise preference")
+    evaluate.add_argument("--clips", required=True, type=Path, help="clip manifest of the test audio")
+    evaluate.add_argument("--split", help="use only clips of this split")
+    evaluate.add_argument("--system", required=True, action="append",
+                          help="NAME=PATH: a captioner folder / hub id, or a captions .jsonl; repeat")
+    evaluate.add_argument("--references", type=Path, help="captions.jsonl with the clips' reference captions")
+    evaluate.add_argument("--judges", choices=("simulated", "humans"), default="simulated")
+    evaluate.add_argument("--db", help="judgment store for --judges humans")
+    evaluate.add_argument("--baseline", help="compare every system with this one (default: every pair)")
+    evaluate.add_argument("--encoder", help="CLAP for clap_score (and rm_score with --reward)")
+    evaluate.add_argument("--reward", type=Path, help="reward model folder for rm_score")
+    evaluate.add_argument("--cache", type=Path, help="embedding cache folder")
+    evaluate.add_argument("--out", required=True, type=Path, help="output folder: eval.json and captions")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.set_defaults(run=_eval)
 
     demo = commands.add_parser("demo", help="run the whole method on the embedded default")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"))

@@ -33,6 +33,7 @@ from prefcap.captioners.audio_bart import AudioBartCaptioner
 from prefcap.captioners.base import save_captioner
 from prefcap.data.audio import load_audio
 from prefcap.data.records import Caption, Clip
+from prefcap.early_stopping import BestWeights
 from prefcap.errors import PrefcapError
 from prefcap.tokenizer import train_tokenizer
 
@@ -123,8 +124,7 @@ def train_captioner(captioner: SupportsSFT, train_clips: Sequence[Clip], train_c
     start = time.perf_counter()
     train_loss: list[float] = []
     val_loss: list[tuple[int, float]] = []
-    best: tuple[float, int, dict[str, torch.Tensor]] | None = None  # val loss, step, weights
-    since_best = 0
+    best = BestWeights(config.patience)
     bar = tqdm(total=total_steps, desc="sft", unit="step", disable=not progress)
     batches = _batches(len(train_pairs), config.batch_size, rng)
     model.train()
@@ -146,24 +146,19 @@ def train_captioner(captioner: SupportsSFT, train_clips: Sequence[Clip], train_c
         val_loss.append((step, loss_now))
         bar.set_postfix(loss=f"{np.mean(train_loss[-config.eval_every:]):.3f}", val=f"{loss_now:.3f}")
         model.train()
-        if math.isfinite(loss_now) and (best is None or loss_now < best[0]):
-            best = (loss_now, step, {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
-            since_best = 0
-        else:
-            since_best += 1
-            if config.patience is not None and since_best >= config.patience:
-                break
+        if best.update(loss_now, step, model):
+            break
     bar.close()
     seconds = time.perf_counter() - start
-    if best is None:
+    if best.weights is None:
         raise PrefcapError(f"the validation loss was never finite ({val_loss}): training diverged; lower the "
                            "learning_rate or use mixed_precision='no'")
 
     captioner.model = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
-    captioner.model.load_state_dict(best[2])
+    captioner.model.load_state_dict(best.weights)
     captioner.model.eval()
-    metrics = {"train_loss": train_loss, "val_loss": [list(point) for point in val_loss], "best_step": best[1],
-               "best_val_loss": best[0], "steps": len(train_loss), "stopped_early": len(train_loss) < total_steps,
+    metrics = {"train_loss": train_loss, "val_loss": [list(point) for point in val_loss], "best_step": best.step,
+               "best_val_loss": best.loss, "steps": len(train_loss), "stopped_early": len(train_loss) < total_steps,
                "train_clips": len(train), "train_pairs": len(train_pairs), "val_clips": len(val),
                "val_pairs": len(val_pairs), "seconds": seconds, "config": asdict(config)}
     save_captioner(captioner, out_dir, {METRICS_FILE: metrics})

@@ -35,11 +35,11 @@ def sign_test(wins: int, losses: int) -> float:
     return float(binomtest(wins, wins + losses, 0.5).pvalue) if wins + losses else 1.0
 
 
-def compare(clips: Sequence[Clip], captions_a: Mapping[str, str], captions_b: Mapping[str, str], judge: Judge, *,
-            a: str, b: str, judge_name: str, seed: int = 0) -> dict:
-    """One outcome per clip for system a against system b (DESIGN.md's `pairwise` record)."""
+def clip_outcomes(clips: Sequence[Clip], captions_a: Mapping[str, str], captions_b: Mapping[str, str], judge: Judge,
+                  seed: int = 0) -> list[Choice]:
+    """The judge's verdict per clip, from system a's side, each clip shown in a random order."""
     rng = np.random.default_rng(seed)
-    outcomes = []
+    outcomes: list[Choice] = []
     for clip in clips:
         text_a, text_b = captions_a[clip.id], captions_b[clip.id]
         if text_a.strip().lower() == text_b.strip().lower():
@@ -48,8 +48,59 @@ def compare(clips: Sequence[Clip], captions_a: Mapping[str, str], captions_b: Ma
         a_first = bool(rng.integers(2))
         verdict = judge(clip, text_a, text_b) if a_first else judge(clip, text_b, text_a)
         outcomes.append(verdict if a_first or verdict == "tie" else {"a": "b", "b": "a"}[verdict])
+    return outcomes
+
+
+def compare(clips: Sequence[Clip], captions_a: Mapping[str, str], captions_b: Mapping[str, str], judge: Judge, *,
+            a: str, b: str, judge_name: str, seed: int = 0) -> dict:
+    """One outcome per clip for system a against system b (DESIGN.md's `pairwise` record)."""
+    return summarise(clip_outcomes(clips, captions_a, captions_b, judge, seed), a=a, b=b, judge_name=judge_name)
+
+
+def summarise(outcomes: Sequence[Choice], *, a: str, b: str, judge_name: str) -> dict:
+    """DESIGN.md's `pairwise` record from per-clip outcomes."""
     wins, losses, ties = outcomes.count("a"), outcomes.count("b"), outcomes.count("tie")
     low, high = wilson_interval(wins, wins + losses)
-    return {"a": a, "b": b, "judge": judge_name, "clips": len(clips), "wins": wins, "losses": losses, "ties": ties,
+    return {"a": a, "b": b, "judge": judge_name, "clips": len(outcomes), "wins": wins, "losses": losses, "ties": ties,
             "win_rate": wins / (wins + losses) if wins + losses else None, "ci_low": low, "ci_high": high,
             "sign_test_p": sign_test(wins, losses)}
+
+
+def bradley_terry(records: Sequence[tuple[str, str, Sequence[Choice]]], systems: Sequence[str],
+                  bootstrap: int = 200, seed: int = 0) -> list[dict]:
+    """A Bradley–Terry ranking from per-clip outcomes of (a, b, outcomes) comparisons: log-strengths (mean 0, a
+    tie counts half a win each way) with 95 % percentile intervals from resampling clips (the same clips for
+    every comparison when they all judged the same clip list); best first."""
+    index = {name: k for k, name in enumerate(systems)}
+
+    def fit(rows: Sequence[tuple[str, str, Sequence[Choice]]]) -> np.ndarray:
+        wins = np.full((len(systems), len(systems)), 0.1)  # a tiny prior keeps unbeaten systems finite
+        np.fill_diagonal(wins, 0.0)
+        for a, b, outcomes in rows:
+            for outcome in outcomes:
+                score = {"a": 1.0, "b": 0.0, "tie": 0.5}[outcome]
+                wins[index[a], index[b]] += score
+                wins[index[b], index[a]] += 1 - score
+        games = wins + wins.T
+        strength = np.ones(len(systems))
+        for _ in range(500):  # Zermelo / MM iterations
+            denominator = (games / (strength[:, None] + strength[None, :])).sum(axis=1)
+            strength = wins.sum(axis=1) / denominator
+            strength /= np.exp(np.log(strength).mean())
+        return np.log(strength)
+
+    point = fit(records)
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(bootstrap):
+        lengths = {len(outcomes) for _, _, outcomes in records}
+        shared = rng.integers(min(lengths), size=min(lengths)) if len(lengths) == 1 else None
+        resampled = []
+        for a, b, outcomes in records:
+            picks = shared if shared is not None else rng.integers(len(outcomes), size=len(outcomes))
+            resampled.append((a, b, [outcomes[k] for k in picks]))
+        samples.append(fit(resampled))
+    low, high = np.percentile(np.array(samples), [2.5, 97.5], axis=0) if samples else (point, point)
+    ranking = [{"system": name, "bt_score": float(point[k]), "ci_low": float(low[k]), "ci_high": float(high[k])}
+               for name, k in index.items()]
+    return sorted(ranking, key=lambda row: -row["bt_score"])

@@ -23,8 +23,10 @@ SYSTEM_FIELDS = ("cider_d", "sbert_sim", "rm_score", "clap_score", "repetition_r
 
 
 def system_scores(clips: Sequence[Clip], captions: Mapping[str, str], references: Mapping[str, list[str]] | None,
-                  encoder: AudioTextEncoder, audio: torch.Tensor, reward: RewardModel | None) -> dict[str, float]:
-    """The DESIGN.md fields (plus BLEU/METEOR/ROUGE-L/distinct-1) for one system; `audio[k]` embeds clips[k]."""
+                  encoder: AudioTextEncoder | None, audio: torch.Tensor | None,
+                  reward: RewardModel | None) -> dict[str, float | None]:
+    """The DESIGN.md fields (plus BLEU/METEOR/ROUGE-L/distinct-1) for one system; `audio[k]` embeds clips[k] (by
+    `encoder`). A field that cannot be computed (no references, no encoder, no reward model) is None."""
     texts = [captions[c.id] for c in clips]
     scores: dict[str, float | None] = {}
     if references:
@@ -33,6 +35,8 @@ def system_scores(clips: Sequence[Clip], captions: Mapping[str, str], references
     else:
         scores.update(diversity_stats(texts))
         scores.update(cider_d=None, sbert_sim=None)
+    if encoder is None:
+        return {**scores, "clap_score": None, "rm_score": None}
     text = encoder.embed_text(texts)
     scores["clap_score"] = float((audio * text).sum(dim=-1).mean())
     if reward is not None:

@@ -30,6 +30,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 from prefcap.captioners.base import Captioner, save_captioner
 from prefcap.data.audio import load_audio
+from prefcap.early_stopping import BestWeights
 from prefcap.errors import PrefcapError
 from prefcap.prefs.store import Store
 from prefcap.reward.data import pairs_from_rows, split_by_clip
@@ -132,10 +133,10 @@ def train_dpo(policy: Captioner, store: Store, out_dir: str, config: DPOConfig =
 
     start = time.perf_counter()
     history, train_loss = [], []
-    best_loss, best_accuracy = validate()
-    best = (best_loss, 0, {k: v.detach().clone() for k, v in policy.model.state_dict().items()})
-    history.append({"step": 0, "val_loss": best_loss, "val_accuracy": best_accuracy})
-    since_best = 0
+    start_loss, start_accuracy = validate()
+    history.append({"step": 0, "val_loss": start_loss, "val_accuracy": start_accuracy})
+    best = BestWeights(config.patience)
+    best.update(start_loss, 0, policy.model)
     order = iter(())
     bar = tqdm(total=total_steps, desc="dpo", unit="step", disable=not progress)
     for step in range(1, total_steps + 1):
@@ -161,17 +162,12 @@ def train_dpo(policy: Captioner, store: Store, out_dir: str, config: DPOConfig =
         history.append({"step": step, "val_loss": val_loss, "val_accuracy": val_accuracy})
         bar.set_postfix(loss=f"{np.mean(train_loss[-config.eval_every:]):.3f}", val=f"{val_loss:.3f}",
                         acc=f"{val_accuracy:.3f}")
-        if val_loss < best[0]:
-            best = (val_loss, step, {k: v.detach().clone() for k, v in policy.model.state_dict().items()})
-            since_best = 0
-        else:
-            since_best += 1
-            if config.patience is not None and since_best >= config.patience:
-                break
+        if best.update(val_loss, step, policy.model):
+            break
     bar.close()
-    policy.model.load_state_dict(best[2])
-    metrics = {"train_pairs": len(train), "val_pairs": len(val), "steps": len(train_loss), "best_step": best[1],
-               "best_val_loss": best[0], "validation": history, "train_loss": train_loss,
+    policy.model.load_state_dict(best.weights)
+    metrics = {"train_pairs": len(train), "val_pairs": len(val), "steps": len(train_loss), "best_step": best.step,
+               "best_val_loss": best.loss, "validation": history, "train_loss": train_loss,
                "seconds": time.perf_counter() - start, "config": asdict(config)}
     save_captioner(policy, out_dir, {METRICS_FILE: metrics})
     return metrics

@@ -1,0 +1,151 @@
+"""`prefcap eval`: several systems on the same test clips — metrics, and blind pairwise preference.
+
+Systems are captioner folders / hub ids (captioned greedily here) or caption files (`captions.jsonl`, the first
+caption of each clip). Judges:
+- `simulated`: the evaluation panel (never the panel that labelled training pairs); needs the synthetic corpus's
+  scene metadata;
+- `humans`: the first run stores every comparison's two captions of each clip as a pair in the judgment store
+  (origin `eval`) for `prefcap assign` + `prefcap annotate`; later runs turn the stored judgments into the same
+  statistics (one outcome per clip, the sign of its vote sum) and report the clips still pending.
+With more than two systems, a Bradley–Terry ranking with bootstrap intervals is added.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from prefcap.captioners.base import Decoding
+from prefcap.captioners.infer import caption_clips
+from prefcap.captioners.load import load_captioner
+from prefcap.data.records import Caption, Choice, Clip, read_captions, write_jsonl
+from prefcap.data.synth.judge import EVALUATION_PANEL, build_panel
+from prefcap.encoders.base import AudioTextEncoder
+from prefcap.encoders.cache import EmbeddingCache
+from prefcap.errors import PrefcapError
+from prefcap.eval.pairwise import bradley_terry, clip_outcomes, summarise
+from prefcap.eval.systems import system_scores
+from prefcap.io import atomic_write
+from prefcap.prefs.store import NewPair, Store
+from prefcap.reward.model import RewardModel
+
+EVAL_ORIGIN = "eval"
+
+
+def load_systems(specs: Sequence[str], clips: Sequence[Clip], progress: bool = True) -> dict[str, dict[str, str]]:
+    """NAME=PATH items -> {name: {clip id: caption}} for every clip."""
+    systems: dict[str, dict[str, str]] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise PrefcapError(f"--system expects NAME=PATH, got {spec!r}")
+        if name in systems:
+            raise PrefcapError(f"system {name!r} given twice")
+        if path.endswith(".jsonl"):
+            captions: dict[str, str] = {}
+            for caption in read_captions(path):
+                captions.setdefault(caption.clip_id, caption.text)
+        else:
+            written, rejected = caption_clips(load_captioner(path), clips, name, decoding=Decoding(mode="greedy"),
+                                              progress=progress)
+            if rejected:
+                raise PrefcapError(f"{len(rejected)} clips could not be captioned: {rejected[0]['message']}")
+            captions = {c.clip_id: c.text for c in written}
+        missing = [c.id for c in clips if c.id not in captions]
+        if missing:
+            raise PrefcapError(f"system {name!r} has no caption for {len(missing)} of the clips (e.g. {missing[0]!r})")
+        systems[name] = {c.id: captions[c.id] for c in clips}
+    if len(systems) < 2:
+        raise PrefcapError("give at least two systems (--system NAME=PATH) to compare")
+    return systems
+
+
+def comparisons(names: Sequence[str], baseline: str | None) -> list[tuple[str, str]]:
+    if baseline is None:
+        return list(itertools.combinations(names, 2))
+    if baseline not in names:
+        raise PrefcapError(f"--baseline {baseline!r} is not one of the systems ({', '.join(names)})")
+    return [(name, baseline) for name in names if name != baseline]
+
+
+class StoredJudgments:
+    """Human verdicts from the store: the sign of each stored eval pair's vote sum, from either order."""
+
+    def __init__(self, store: Store) -> None:
+        self.votes: dict[tuple[str, str, str], int] = {}
+        for row in store.judgment_rows():
+            if row["origin"] == EVAL_ORIGIN and row["choice"] in ("a", "b", "tie"):
+                key = (row["clip_id"], row["caption_a"], row["caption_b"])
+                self.votes[key] = self.votes.get(key, 0) + {"a": 1, "b": -1, "tie": 0}[row["choice"]]
+
+    def judged(self, clip_id: str, first: str, second: str) -> bool:
+        return (clip_id, first, second) in self.votes or (clip_id, second, first) in self.votes
+
+    def __call__(self, clip: Clip, first: str, second: str) -> Choice:
+        total = self.votes.get((clip.id, first, second), -self.votes.get((clip.id, second, first), 0))
+        return "a" if total > 0 else "b" if total < 0 else "tie"
+
+
+def queue_for_humans(store: Store, clips: Sequence[Clip], systems: dict[str, dict[str, str]],
+                     pairs: Sequence[tuple[str, str]]) -> int:
+    """Store each comparison's captions of each clip as a pair to judge (identical captions are not asked)."""
+    store.add_clips(clips)
+    new = [NewPair(clip, Caption(clip_id=clip.id, text=systems[a][clip.id], source=a),
+                   Caption(clip_id=clip.id, text=systems[b][clip.id], source=b))
+           for a, b in pairs for clip in clips
+           if systems[a][clip.id].strip().lower() != systems[b][clip.id].strip().lower()]
+    return store.add_pairs(new, origin=EVAL_ORIGIN)
+
+
+def run_eval(clips: Sequence[Clip], specs: Sequence[str], out: str | Path, *, judges: str = "simulated",
+             references: dict[str, list[str]] | None = None, encoder: AudioTextEncoder | None = None,
+             reward_dir: str | Path | None = None, cache_root: str | Path | None = None, store: Store | None = None,
+             baseline: str | None = None, seed: int = 0, progress: bool = True) -> dict:
+    """Evaluate; write `eval.json` and each system's captions to `out`; return the results."""
+    if not clips:
+        raise PrefcapError("no clips to evaluate on")
+    systems = load_systems(specs, clips, progress)
+    pairs = comparisons(list(systems), baseline)
+    audio = reward = None
+    if encoder is not None:
+        audio = EmbeddingCache(cache_root or Path(out) / "cache", encoder).embed_clips(clips, progress=progress)
+        reward = RewardModel.load(reward_dir, encoder_id=encoder.id) if reward_dir else None
+    elif reward_dir:
+        raise PrefcapError("--reward needs --encoder (the CLAP the reward model was trained on)")
+    scores = {name: system_scores(clips, captions, references, encoder, audio, reward)
+              for name, captions in systems.items()}
+    pending: dict[str, int] = {}
+    if judges == "simulated":
+        if any("scene" not in clip.metadata for clip in clips):
+            raise PrefcapError("simulated judges need the synthetic corpus's scene metadata; use --judges humans")
+        judge, judge_name = build_panel(EVALUATION_PANEL, seed).majority, "eval"
+        outcomes = {pair: clip_outcomes(clips, systems[pair[0]], systems[pair[1]], judge, seed) for pair in pairs}
+    elif judges == "humans":
+        if store is None:
+            raise PrefcapError("--judges humans needs --db (the judgment store the annotators use)")
+        added = queue_for_humans(store, clips, systems, pairs)
+        stored = StoredJudgments(store)
+        judge_name, outcomes = "humans", {}
+        for a, b in pairs:
+            ready = [c for c in clips if systems[a][c.id].strip().lower() == systems[b][c.id].strip().lower()
+                     or stored.judged(c.id, systems[a][c.id], systems[b][c.id])]
+            pending[f"{a} vs {b}"] = len(clips) - len(ready)
+            outcomes[(a, b)] = clip_outcomes(ready, systems[a], systems[b], stored, seed)
+        pending["pairs_added_now"] = added
+    else:
+        raise PrefcapError(f"unknown judges {judges!r}; expected simulated or humans")
+    records = [summarise(outcomes[(a, b)], a=a, b=b, judge_name=judge_name) for a, b in pairs]
+    ranked = [(a, b, o) for (a, b), o in outcomes.items() if o]
+    results = {"clips": len(clips), "systems": scores, "pairwise": records, "pending": pending,
+               "ranking": bradley_terry(ranked, list(systems), seed=seed) if len(systems) > 2 and ranked else []}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, captions in systems.items():
+        write_jsonl(out / f"captions-{name}.jsonl", [Caption(clip_id=k, text=v, source=name)
+                                                    for k, v in captions.items()])
+    with atomic_write(out / "eval.json") as handle:
+        json.dump(results, handle, indent=2, default=float)
+    return results
+
