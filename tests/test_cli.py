@@ -1,6 +1,7 @@
 """The command line as a user meets it: the issue's commands, clean one-line errors, the demo."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -123,6 +124,14 @@ def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
         1 for line in (out / "data" / "target" / "clips.jsonl").open() if '"split":"rl"' in line)
     assert "rlhf vs baseline (eval panel" in result.stdout
 
+    # the report opens from disk: plots embedded, audio players pointing at the run's files
+    page = (out / "report.html").read_text()
+    assert page.count('src="data:image/png;base64,') == 4 and "rlhf vs baseline" in page
+    players = re.findall(r'<audio controls preload="none" src="([^"]+)"', page)
+    assert len(players) == 12 and all((out / src).is_file() for src in players)
+    reported = run_cli("report", out, "--out", tmp_path / "report.html")
+    assert reported.returncode == 0 and "rlhf vs baseline (eval panel" in reported.stdout, reported.stderr
+    assert (tmp_path / "report.html").is_file()
     # prefcap eval: two captioners and a caption file, simulated judges, then the same with human judges
     target = out / "data" / "target"
     evaluate = ("eval", "--clips", target / "clips.jsonl", "--split", "test", "--system",

@@ -334,6 +334,15 @@ def _eval(args: argparse.Namespace) -> None:
     print(f"results: {Path(args.out) / 'eval.json'}")
 
 
+def _report(args: argparse.Namespace) -> None:
+    from prefcap.demo import summary_table
+    from prefcap.eval.report import write_report
+
+    path = write_report(args.folder, args.out)
+    print(summary_table(json.loads((args.folder / "results.json").read_text())))
+    print(f"report: {path}")
+
+
 def _reward_eval(args: argparse.Namespace) -> None:
     from prefcap.io import atomic_write
     from prefcap.reward.model import RewardConfig
@@ -561,6 +570,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", required=True, type=Path, help="output folder: eval.json and captions")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.set_defaults(run=_eval)
+
+    report = commands.add_parser("report", help="write report.html for a demo run and print its summary table")
+    report.add_argument("folder", nargs="?", type=Path, default=Path("runs/demo"), help="a finished demo run folder")
+    report.add_argument("--out", type=Path, help="the HTML file (default: FOLDER/report.html)")
+    report.set_defaults(run=_report)
 
     demo = commands.add_parser("demo", help="run the whole method on the embedded default")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"))

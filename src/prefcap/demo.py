@@ -31,6 +31,7 @@ from prefcap.encoders.evaluate import text_to_audio_recall, zero_shot_event_map
 from prefcap.encoders.train import EncoderTrainConfig, train_encoder
 from prefcap.errors import PrefcapError
 from prefcap.eval.metrics import compute_metrics
+from prefcap.eval.report import write_report
 from prefcap.eval.systems import SYSTEM_FIELDS, compare_systems, system_scores
 from prefcap.io import atomic_write
 from prefcap.prefs.agreement import agreement_report
@@ -259,6 +260,7 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
     }
     with atomic_write(out / "results.json") as handle:
         json.dump(results, handle, indent=2)
+    write_report(out)
     return results
 
 

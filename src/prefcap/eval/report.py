@@ -1,0 +1,148 @@
+"""`prefcap report`: one static `report.html` for a demo run folder — opens from disk, no server.
+
+Plots are matplotlib PNGs embedded in the page (base64), so the file can be mailed around; the examples' audio
+players point at the run's audio files by relative path, so they play while the page sits in the run folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from prefcap.data.records import read_captions, read_clips  # noqa: E402
+from prefcap.errors import PrefcapError  # noqa: E402
+from prefcap.eval.systems import SYSTEM_FIELDS  # noqa: E402
+from prefcap.io import atomic_write  # noqa: E402
+
+EXAMPLES = 12
+
+
+def _png(figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _embed(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode() if path.is_file() else ""
+
+
+def learning_curve_plot(curve: list[dict]) -> str:
+    figure, axis = plt.subplots(figsize=(5, 3.4))
+    for strategy in sorted({point["strategy"] for point in curve}):
+        points = [p for p in curve if p["strategy"] == strategy]
+        axis.plot([p["pairs"] for p in points], [p["accuracy"] for p in points], "o-", label=strategy)
+    axis.set_xscale("log")
+    budgets = sorted({p["pairs"] for p in curve})
+    axis.set_xticks(budgets, [str(b) for b in budgets])
+    axis.minorticks_off()
+    axis.set_xlabel("training pairs")
+    axis.set_ylabel("held-out pairwise accuracy")
+    axis.set_title("reward model learning curve")
+    axis.legend()
+    return _png(figure)
+
+
+def win_rate_plot(pairwise: list[dict]) -> str:
+    rows = [r for r in pairwise if r["win_rate"] is not None]
+    figure, axis = plt.subplots(figsize=(6.5, 0.45 * len(rows) + 1))
+    labels = [f"{r['a']} vs {r['b']} ({r['judge']})" for r in rows]
+    rates = [r["win_rate"] for r in rows]
+    errors = [[r["win_rate"] - r["ci_low"] for r in rows], [r["ci_high"] - r["win_rate"] for r in rows]]
+    axis.barh(labels, rates, xerr=errors, color=["#4c72b0" if r["judge"] == "eval" else "#aaaaaa" for r in rows])
+    axis.axvline(0.5, color="black", linewidth=0.8)
+    axis.set_xlim(0, 1)
+    axis.invert_yaxis()
+    axis.set_xlabel("win rate over non-tie clips (Wilson 95 % interval)")
+    return _png(figure)
+
+
+def _table(header: list[str], rows: list[list[object]]) -> str:
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            return f"{value:.3f}"
+        return html.escape("n/a" if value is None else str(value))
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def write_report(run: str | Path, out: str | Path | None = None) -> Path:
+    """Write the report of a finished demo run (its `results.json` and stage folders); returns its path."""
+    run = Path(run)
+    if not (run / "results.json").is_file():
+        raise PrefcapError(f"{run}: no results.json; run `prefcap demo --out {run}` first")
+    results = json.loads((run / "results.json").read_text())
+    out = Path(out) if out else run / "report.html"
+    systems, pairwise, rm = results["systems"], results["pairwise"], results["rm"]
+
+    metric_rows = [[name, *(scores.get(k) for k in SYSTEM_FIELDS)] for name, scores in systems.items()]
+    pair_rows = [[r["a"], r["b"], r["judge"], r["clips"], r["wins"], r["losses"], r["ties"],
+                  "n/a" if r["win_rate"] is None else f"{r['win_rate']:.1%}",
+                  f"[{r['ci_low']:.1%}, {r['ci_high']:.1%}]", f"{r['sign_test_p']:.2g}"] for r in pairwise]
+
+    target = run / "data" / "target"
+    clips = {c.id: c for c in read_clips(target / "clips.jsonl") if c.split == "test"}
+    references: dict[str, str] = {}
+    for caption in read_captions(target / "captions.jsonl"):
+        references.setdefault(caption.clip_id, caption.text)
+    captions = {name: {c.clip_id: c.text for c in read_captions(run / "eval" / f"captions-{name}.jsonl")}
+                for name in systems}
+    example_rows = []
+    for clip_id in sorted(clips)[:EXAMPLES]:
+        audio = os.path.relpath(clips[clip_id].audio_path, out.parent.resolve())
+        player = f'<audio controls preload="none" src="{html.escape(Path(audio).as_posix())}"></audio>'
+        cells = "".join(f"<td>{html.escape(captions[name][clip_id])}</td>" for name in systems)
+        example_rows.append(f"<tr><td>{html.escape(clip_id)}<br>{player}</td>"
+                            f"<td>{html.escape(references[clip_id])}</td>{cells}</tr>")
+    example_head = "".join(f"<th>{html.escape(name)}</th>" for name in systems)
+
+    provenance = results["provenance"]
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>prefcap report — {html.escape(str(run))}</title>
+<style>
+body {{ font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; padding: 0 1em; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.6em 0 1.4em; }}
+th, td {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }}
+th {{ background: #f2f2f2; }} img {{ max-width: 100%; }} .small {{ color: #666; font-size: 13px; }}
+</style></head><body>
+<h1>prefcap — aligning audio captions with preferences</h1>
+<p class="small">run <code>{html.escape(str(run))}</code>, seed {results['seed']},
+git {html.escape(str(provenance.get('git_sha')))}, {html.escape(str(provenance.get('date')))},
+{html.escape(str(provenance.get('machine')))};
+total {results['timings_s']['total']:.0f} s, peak memory {results['resources']['peak_rss_mb']:.0f} MB</p>
+<h2>Blind pairwise preference (one outcome per test clip)</h2>
+<p>The evaluation panel (blue) is built differently from the panel that labelled the training pairs (grey).</p>
+<img alt="win rates" src="data:image/png;base64,{win_rate_plot(pairwise)}">
+{_table(["a", "b", "judge", "clips", "wins", "losses", "ties", "win rate", "Wilson 95 %", "sign test p"], pair_rows)}
+<h2>Metrics on the held-out target test clips</h2>
+{_table(["system", *SYSTEM_FIELDS], metric_rows)}
+<h2>Reward model</h2>
+<p>Held-out accuracy {rm['heldout_accuracy']:.3f} on {rm['heldout_pairs']} pairs of unseen clips (annotator ceiling
+{rm['annotator_ceiling']:.3f}, close pairs {rm['close_pair_accuracy']:.3f}); trained on {rm['train_pairs']} pairs.</p>
+<img alt="learning curve" src="data:image/png;base64,{learning_curve_plot(rm['learning_curve'])}">
+<img alt="calibration" src="data:image/png;base64,{_embed(run / 'reward' / 'reliability.png')}">
+<h2>RL</h2>
+<p>{html.escape(results['rl']['algorithm'])}, {results['rl']['steps']} steps,
+{results['rl']['captions_per_second']:.0f} captions/s; held-out reward-model score
+{results['rl']['heldout'][0]['rm']:.3f} → {results['rl']['heldout'][-1]['rm']:.3f}.</p>
+<img alt="RL curves" src="data:image/png;base64,{_embed(run / 'rl' / 'curves.png')}">
+<h2>Examples (first {EXAMPLES} test clips)</h2>
+<table><thead><tr><th>clip</th><th>a reference</th>{example_head}</tr></thead>
+<tbody>{''.join(example_rows)}</tbody></table>
+</body></html>
+"""
+    with atomic_write(out) as handle:
+        handle.write(page)
+    return out
