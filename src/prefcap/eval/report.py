@@ -42,10 +42,8 @@ def learning_curve_plot(curve: list[dict]) -> str:
     for strategy in sorted({point["strategy"] for point in curve}):
         points = [p for p in curve if p["strategy"] == strategy]
         axis.plot([p["pairs"] for p in points], [p["accuracy"] for p in points], "o-", label=strategy)
-    axis.set_xscale("log")
     budgets = sorted({p["pairs"] for p in curve})
-    axis.set_xticks(budgets, [str(b) for b in budgets])
-    axis.minorticks_off()
+    axis.set_xticks(budgets, [str(b) for b in budgets], rotation=45)
     axis.set_xlabel("training pairs")
     axis.set_ylabel("held-out pairwise accuracy")
     axis.set_title("reward model learning curve")
