@@ -182,6 +182,9 @@ def train_rl(policy: Captioner, reward: CaptionReward, clips: Sequence[AudioOnly
     checkpoint = latest_checkpoint(out / "checkpoints") if resume else None
     if checkpoint is not None:
         state = load_checkpoint(checkpoint)
+        if len(state["rng"]) != world:
+            raise PrefcapError(f"{checkpoint} was written by {len(state['rng'])} processes; resume it with as many "
+                               f"(this run has {world})")
         policy.model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
