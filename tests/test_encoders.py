@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import ClapConfig, ClapFeatureExtractor, ClapModel
+from transformers import ClapFeatureExtractor
 
 from prefcap.data.audio import load_audio
 from prefcap.data.records import read_captions, read_clips
@@ -15,30 +15,23 @@ from prefcap.encoders.clap import ClapEncoder
 from prefcap.encoders.evaluate import text_to_audio_recall
 from prefcap.encoders.offline_clap import OfflineClapConfig, OfflineClapModel
 from prefcap.encoders.train import EncoderTrainConfig, positives, train_encoder
-from prefcap.tokenizer import train_tokenizer
+from tiny_models import CLAP_TEXTS, save_tiny_clap
 
 SR = 16_000
-TEXTS = ["a siren wails", "rain falls in the background", "a dog barks twice", "birds chirp while wind blows"]
+TEXTS = CLAP_TEXTS
 
 
 @pytest.fixture(scope="module")
 def tiny_hf_clap(tmp_path_factory) -> ClapEncoder:
-    """A randomly initialised transformers ClapModel (HTSAT + RoBERTa) saved and loaded like a hub checkpoint."""
-    torch.manual_seed(0)
-    tokenizer = train_tokenizer(TEXTS * 5, vocab_size=300)
-    config = ClapConfig(
-        audio_config=dict(spec_size=64, num_mel_bins=32, patch_size=4, patch_stride=(4, 4), hidden_size=128,
-                          depths=[1, 1, 1, 1], num_attention_heads=[1, 1, 2, 2], window_size=2,
-                          patch_embeds_hidden_size=16, enable_fusion=False, projection_dim=24),
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=1,
-                         intermediate_size=32, max_position_embeddings=34, pad_token_id=1, projection_dim=24),
-        projection_dim=24,
-    )
-    extractor = ClapFeatureExtractor(feature_size=32, sampling_rate=SR, hop_length=256, max_length_s=1,
-                                     fft_window_size=512, frequency_max=8000)
-    folder = tmp_path_factory.mktemp("clap")
-    ClapEncoder(ClapModel(config), extractor, tokenizer, "tiny").save(folder)
-    return ClapEncoder.from_pretrained(folder, device="cpu", batch_size=3)
+    return ClapEncoder.from_pretrained(save_tiny_clap(tmp_path_factory.mktemp("clap")), device="cpu", batch_size=3)
+
+
+def test_hf_clap_truncates_captions_longer_than_its_position_table(tiny_hf_clap):
+    """A runaway RL sample must not index past RoBERTa's position table (the tiny tower has 32 positions)."""
+    long, longer = " ".join(["a siren wails"] * 40), " ".join(["a siren wails"] * 80)
+    embedded = tiny_hf_clap.embed_text([long, longer])
+    assert torch.isfinite(embedded).all()
+    torch.testing.assert_close(embedded[0], embedded[1])  # both cut to the same first 32 tokens
 
 
 def _clips(n: int, seconds: float, seed: int = 0) -> list[np.ndarray]:

@@ -5,67 +5,21 @@ import json
 import numpy as np
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     GenerationConfig,
-    PreTrainedTokenizerFast,
     Speech2TextConfig,
     Speech2TextFeatureExtractor,
     Speech2TextForConditionalGeneration,
     WhisperConfig,
-    WhisperFeatureExtractor,
-    WhisperForConditionalGeneration,
 )
 
 from conftest import check_beam_contract, check_gradients_and_k_rows, check_resampling, two_tones
 from prefcap.captioners.base import META_FILE, Decoding
 from prefcap.captioners.hf_speech import SpeechSeq2SeqCaptioner, default_start_ids
+from tiny_models import EOS, NO_TIMESTAMPS, SOT, save_tiny_whisper, whisper_tokenizer
 
 PROMPT = "clotho > caption: "
-SPECIALS = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>"]
-EOS, SOT, NO_TIMESTAMPS = 0, 1, 4
 SR = 16000
-EOS_BIAS = 3.0
-SENTENCES = [
-    "clotho > caption: a dog barks while cars pass by",
-    "audiocaps > caption: rain falls on a metal roof",
-    "a man speaks and a door closes",
-    "birds chirp in the distance as wind blows",
-    "water runs from a tap into a sink",
-]
-
-
-def _tokenizer() -> PreTrainedTokenizerFast:
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=SPECIALS, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tokenizer.train_from_iterator(SENTENCES, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=SPECIALS[EOS], pad_token=SPECIALS[EOS],
-                                   bos_token=SPECIALS[EOS], additional_special_tokens=SPECIALS[1:])
-
-
-def _model(vocab_size: int) -> WhisperForConditionalGeneration:
-    config = WhisperConfig(
-        vocab_size=vocab_size, d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=80,
-        max_source_positions=100, max_target_positions=64, decoder_start_token_id=SOT, eos_token_id=EOS,
-        pad_token_id=EOS, bos_token_id=EOS, init_std=0.2,
-    )
-    torch.manual_seed(0)
-    model = WhisperForConditionalGeneration(config).eval()
-    # Built explicitly: one derived from the model config is saved with `_from_model_config`, and loading such a
-    # file drops the Whisper-specific fields (no_timestamps_token_id).
-    model.generation_config = GenerationConfig(decoder_start_token_id=SOT, eos_token_id=EOS, pad_token_id=EOS,
-                                               bos_token_id=EOS, no_timestamps_token_id=NO_TIMESTAMPS)
-    with torch.no_grad():
-        # Give EOS (the padding row, zero at init) a unit embedding, tied to the output layer, and push the final
-        # hidden state toward it, so that sampled captions often end within a few tokens.
-        direction = torch.randn(config.d_model)
-        model.model.decoder.embed_tokens.weight[EOS] = direction / direction.norm()
-        model.model.decoder.layer_norm.bias += EOS_BIAS * direction / direction.norm()
-    return model
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -73,12 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory):
-    path = tmp_path_factory.mktemp("whisper-tiny")
-    tokenizer = _tokenizer()
-    _model(len(tokenizer)).save_pretrained(path)
-    WhisperFeatureExtractor(chunk_length=2).save_pretrained(path)  # 200 frames = 2 * max_source_positions
-    tokenizer.save_pretrained(path)
-    return path
+    return save_tiny_whisper(tmp_path_factory.mktemp("whisper-tiny"))
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +148,7 @@ def test_generic_seq2seq_model_pads_the_batch_and_masks_the_encoder():
     """Speech2Text: features padded to the longest clip, with an attention mask that must follow the k rows."""
     rng = np.random.default_rng(1)  # noise: its extractor's per-utterance normalisation divides a pure tone by 0
     waves = [(0.3 * rng.standard_normal(n)).astype(np.float32) for n in (SR // 2, SR)]
-    tokenizer = _tokenizer()
+    tokenizer = whisper_tokenizer()
     config = Speech2TextConfig(
         vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
         decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, input_feat_per_channel=80,

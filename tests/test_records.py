@@ -3,7 +3,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from prefcap.config import apply_overrides
+from prefcap.config import apply_overrides, file_overrides
 from prefcap.data.records import Caption, Clip, Judgment, read_clips, read_jsonl, write_clips, write_jsonl
 from prefcap.errors import ManifestError, PrefcapError
 from prefcap.io import atomic_write
@@ -89,3 +89,27 @@ def test_overrides_are_typed_and_unknown_keys_refused():
         apply_overrides(_Config(), ["n=three"])
     with pytest.raises(PrefcapError, match="key=value"):
         apply_overrides(_Config(), ["n"])
+
+
+def test_recipe_file_sections_are_typed_overrides_and_the_command_line_wins(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("rl:\n  n: 3\n  rate: 1e-3   # YAML 1.1 reads this as a string\n  flag: true\n  limit: null\n"
+                      "sft:\n  n: 9\n")
+    from_file = file_overrides(recipe, "rl")
+    assert apply_overrides(_Config(), from_file) == _Config(n=3, rate=1e-3, flag=True, limit=None)
+    assert apply_overrides(_Config(), [*from_file, "n=4"]).n == 4
+    assert file_overrides(recipe, "dpo") == []
+    recipe.write_text("rl:\n  nn: 3\n")
+    with pytest.raises(PrefcapError, match="unknown config field 'nn'"):
+        apply_overrides(_Config(), file_overrides(recipe, "rl"))
+    recipe.write_text("rlhf:\n  n: 3\n")
+    with pytest.raises(PrefcapError, match=r"recipe.yaml: unknown section\(s\) rlhf"):
+        file_overrides(recipe, "rl")
+    recipe.write_text("rl: [1, 2\n")
+    with pytest.raises(PrefcapError, match="not valid YAML"):
+        file_overrides(recipe, "rl")
+    recipe.write_text("rl: 3\n")
+    with pytest.raises(PrefcapError, match="section 'rl' must map"):
+        file_overrides(recipe, "rl")
+    with pytest.raises(PrefcapError, match="missing.yaml"):
+        file_overrides(tmp_path / "missing.yaml", "rl")

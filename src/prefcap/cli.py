@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from prefcap import __version__
-from prefcap.config import apply_overrides
+from prefcap.config import apply_overrides, file_overrides
 from prefcap.errors import PrefcapError
 
 
@@ -115,12 +115,17 @@ def _caption(args: argparse.Namespace) -> None:
           f"{len(rejected)} unusable files listed in {rejected_path}")
 
 
+def _overrides(args: argparse.Namespace, section: str) -> list[str]:
+    """The `--config` file's section for this command, then the command line's `key=value` items."""
+    return [*file_overrides(args.config, section), *args.overrides] if args.config else args.overrides
+
+
 def _sft(args: argparse.Namespace) -> None:
     from prefcap.captioners.load import load_captioner
     from prefcap.captioners.sft import SFTConfig, new_captioner, train_captioner
     from prefcap.data.records import read_captions, read_clips
 
-    config = apply_overrides(SFTConfig(), args.overrides)
+    config = apply_overrides(SFTConfig(), _overrides(args, "sft"))
     clips, captions = read_clips(args.data / "clips.jsonl"), read_captions(args.data / "captions.jsonl")
     train = [c for c in clips if c.split == args.train_split]
     val = [c for c in clips if c.split == args.val_split]
@@ -198,9 +203,11 @@ def _assign(args: argparse.Namespace) -> None:
 def _annotators(args: argparse.Namespace) -> None:
     store = _store(args, create=True)
     if args.action == "add":
-        token = store.add_annotator(args.name, role="admin" if args.admin else "annotator")
-        print(f"{'admin' if args.admin else 'annotator'} {args.name!r} added; their login link "
-              f"(shown once, keep it private):\n  http://{args.host}:{args.port}/login?token={token}")
+        role = "admin" if args.admin else "annotator"
+        for name in args.names:
+            token = store.add_annotator(name, role=role)
+            print(f"{role} {name!r} added; their login link (shown once, keep it private):\n"
+                  f"  http://{args.host}:{args.port}/login?token={token}")
     else:
         for annotator in store.annotators(role=None):
             done, assigned = store.progress(annotator)
@@ -259,7 +266,7 @@ def _reward_train(args: argparse.Namespace) -> None:
     from prefcap.reward.model import RewardConfig
     from prefcap.reward.recipes import train_from_store
 
-    config = apply_overrides(RewardConfig(seed=args.seed), args.overrides)
+    config = apply_overrides(RewardConfig(seed=args.seed), _overrides(args, "reward"))
     encoder = _text_encoder(args.encoder)
     metrics = train_from_store(_store(args), encoder, args.out, config, mode=args.mode,
                                test_fraction=args.test_fraction, cache_root=args.cache, curve=args.learning_curve)
@@ -273,7 +280,7 @@ def _rl(args: argparse.Namespace) -> None:
     from prefcap.rl.recipes import run_rl
     from prefcap.rl.trainer import RLConfig
 
-    config = apply_overrides(RLConfig(seed=args.seed), args.overrides)
+    config = apply_overrides(RLConfig(seed=args.seed), _overrides(args, "rl"))
     encoder = _text_encoder(args.encoder)
     metrics = run_rl(args.captioner, args.reward, encoder, args.clips, args.out, config, split=args.split,
                      eval_split=args.eval_split or None, eval_clips=args.eval_clips, cache_root=args.cache,
@@ -290,7 +297,7 @@ def _dpo(args: argparse.Namespace) -> None:
     from prefcap.rl.dpo import DPOConfig
     from prefcap.rl.recipes import run_dpo
 
-    config = apply_overrides(DPOConfig(seed=args.seed), args.overrides)
+    config = apply_overrides(DPOConfig(seed=args.seed), _overrides(args, "dpo"))
     metrics = run_dpo(args.captioner, _store(args), args.out, config)
     best = next(v for v in metrics["validation"] if v["step"] == metrics["best_step"])
     print(f"saved the DPO captioner to {args.out}: {metrics['steps']} steps on {metrics['train_pairs']} pairs; "
@@ -383,6 +390,11 @@ def _demo(args: argparse.Namespace) -> None:
     print(f"results: {Path(args.out) / 'results.json'}")
 
 
+def with_config(command: argparse.ArgumentParser, section: str) -> None:
+    command.add_argument("--config", type=Path, help=f"YAML recipe (configs/*.yaml): its '{section}' section sets "
+                         "config fields; key=value items still win")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="prefcap", description="Align audio captioning with human preferences.")
     parser.add_argument("--version", action="version", version=f"prefcap {__version__}")
@@ -440,6 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     sft.add_argument("--train-split", default="train")
     sft.add_argument("--val-split", default="val")
     sft.add_argument("overrides", nargs="*", metavar="key=value", help="SFTConfig fields, e.g. max_steps=500")
+    with_config(sft, "sft")
     sft.set_defaults(run=_sft)
 
     def with_db(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -472,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     annotators = commands.add_parser("annotators", help="add or list annotators")
     annotator_actions = annotators.add_subparsers(dest="action", required=True, parser_class=_Parser)
     add = with_db(annotator_actions.add_parser("add", help="register an annotator and print their login link"))
-    add.add_argument("name")
+    add.add_argument("names", nargs="+", metavar="NAME", help="one or more annotator names")
     add.add_argument("--admin", action="store_true", help="an admin token (the admin page), not an annotator")
     add.add_argument("--host", default="127.0.0.1", help="host shown in the printed link")
     add.add_argument("--port", type=int, default=8000, help="port shown in the printed link")
@@ -515,6 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     reward_train.add_argument("--seed", type=int, default=0)
     reward_train.add_argument("overrides", nargs="*", metavar="key=value",
                               help="RewardConfig fields, e.g. head=interaction ensemble=5")
+    with_config(reward_train, "reward")
     reward_train.set_defaults(run=_reward_train)
 
     reward_eval = commands.add_parser("reward-eval", help="evaluate a reward model (or train-and-test on FENSE data)")
@@ -546,6 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--seed", type=int, default=0)
     rl.add_argument("overrides", nargs="*", metavar="key=value",
                     help="RLConfig fields, e.g. algorithm=grpo beta=0.1 num_generations=8")
+    with_config(rl, "rl")
     rl.set_defaults(run=_rl)
 
     dpo = with_db(commands.add_parser("dpo", help="direct preference optimisation on the stored judgments"))
@@ -553,6 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
     dpo.add_argument("--out", required=True, type=Path, help="output folder for the captioner")
     dpo.add_argument("--seed", type=int, default=0)
     dpo.add_argument("overrides", nargs="*", metavar="key=value", help="DPOConfig fields, e.g. beta=0.1")
+    with_config(dpo, "dpo")
     dpo.set_defaults(run=_dpo)
 
     evaluate = commands.add_parser("eval", help="compare systems: metrics and blind pairwise preference")

@@ -6,7 +6,10 @@ import dataclasses
 import json
 import types
 import typing
+from pathlib import Path
 from typing import Any, TypeVar
+
+import yaml
 
 from prefcap.errors import PrefcapError
 
@@ -46,3 +49,30 @@ def apply_overrides(config: ConfigT, overrides: list[str]) -> ConfigT:
             raise PrefcapError(f"unknown config field {key!r}; fields are: {', '.join(sorted(names))}")
         changes[key] = _convert(value, hints[key], key)
     return dataclasses.replace(config, **changes)
+
+
+# The sections a recipe file (configs/*.yaml) may hold: one per command that takes a dataclass config.
+CONFIG_SECTIONS = ("sft", "reward", "rl", "dpo")
+
+
+def file_overrides(path: str | Path, section: str) -> list[str]:
+    """One section of a YAML recipe file as `key=value` items, so a file and the command line share one code path
+    (and the command line, applied after it, wins)."""
+    try:
+        recipe = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise PrefcapError(f"config file {path}: {error.strerror or error}") from None
+    except yaml.YAMLError as error:
+        raise PrefcapError(f"config file {path}: not valid YAML ({error})") from None
+    if recipe is None:
+        return []
+    if not isinstance(recipe, dict):
+        raise PrefcapError(f"config file {path}: expected a mapping of sections {', '.join(CONFIG_SECTIONS)}")
+    unknown = sorted(set(map(str, recipe)) - set(CONFIG_SECTIONS))
+    if unknown:
+        raise PrefcapError(f"config file {path}: unknown section(s) {', '.join(unknown)}; "
+                           f"sections are: {', '.join(CONFIG_SECTIONS)}")
+    fields = recipe.get(section) or {}
+    if not isinstance(fields, dict):
+        raise PrefcapError(f"config file {path}: section {section!r} must map config fields to values")
+    return [f"{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in fields.items()]

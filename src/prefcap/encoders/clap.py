@@ -39,7 +39,7 @@ class ClapEncoder(AudioTextEncoder):
         self.feature_extractor = feature_extractor
         self.tokenizer = tokenizer
         self.batch_size = batch_size
-        self.max_text_tokens = max_text_tokens
+        self.max_text_tokens = min(max_text_tokens, _text_positions(model.config))
         self.sample_rate = int(feature_extractor.sampling_rate)
         self.window = int(feature_extractor.nb_max_samples)
         self.dim = int(model.config.projection_dim)
@@ -111,3 +111,13 @@ class ClapEncoder(AudioTextEncoder):
             tokens = {k: v.to(self.device) for k, v in self.tokenize(texts[start : start + self.batch_size]).items()}
             rows.append(F.normalize(_pooled(self.model.get_text_features(**tokens)), dim=-1).cpu())
         return torch.cat(rows) if rows else torch.zeros(0, self.dim)
+
+
+def _text_positions(config) -> int:
+    """How many tokens the text tower can embed: RoBERTa-style positions start after the padding index, so a
+    longer caption would index past the position table instead of being truncated."""
+    text = getattr(config, "text_config", None)
+    positions = getattr(text, "max_position_embeddings", None)
+    if positions is None:
+        return 1 << 30
+    return positions - (getattr(text, "pad_token_id", None) or 0) - 1
