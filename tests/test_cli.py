@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from prefcap.cli import main
@@ -64,7 +65,7 @@ def test_unusable_arguments_give_one_line_and_no_traceback(tmp_path):
 
 
 def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
-    out = tmp_path / "demo"
+    out = tmp_path / "seed-1"  # where `--seeds` puts seed 1, so the two-seed run below reuses this one
     result = run_cli("demo", "--size", "tiny", "--out", out, "--seed", "1")
     assert result.returncode == 0, result.stderr
     results = json.loads((out / "results.json").read_text())
@@ -123,6 +124,10 @@ def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
     assert supervised["steps"] <= results["rl"]["steps"] and supervised["train_clips"] == sum(
         1 for line in (out / "data" / "target" / "clips.jsonl").open() if '"split":"rl"' in line)
     assert "rlhf vs baseline (eval panel" in result.stdout
+    ranked = results["ranking"]  # Bradley–Terry by the evaluation panel, best first, with bootstrap intervals
+    assert {r["system"] for r in ranked} == set(results["systems"]) and abs(sum(r["bt_score"] for r in ranked)) < 1e-6
+    assert all(r["ci_low"] <= r["bt_score"] <= r["ci_high"] for r in ranked)
+    assert [r["bt_score"] for r in ranked] == sorted((r["bt_score"] for r in ranked), reverse=True)
 
     # the report opens from disk: plots embedded, audio players pointing at the run's files
     page = (out / "report.html").read_text()
@@ -159,6 +164,19 @@ def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
     again = run_cli("demo", "--size", "tiny", "--out", out, "--seed", "1")
     assert again.returncode == 0
     assert json.loads((out / "results.json").read_text())["timings_s"]["synth_target"] == 0.0
+
+    # two seeds: seed 1 is the run above (every stage cached), seed 2 a new one; mean ± sd over both
+    seeds = run_cli("demo", "--size", "tiny", "--out", tmp_path, "--seed", "1", "--seeds", "2")
+    assert seeds.returncode == 0, seeds.stderr
+    summary = json.loads((tmp_path / "seeds.json").read_text())
+    second = json.loads((tmp_path / "seed-2" / "results.json").read_text())
+    assert summary["seeds"] == [1, 2] and second["seed"] == 2
+    assert json.loads((out / "results.json").read_text())["timings_s"]["rl"] == 0.0
+    cider = [results["systems"]["rlhf"]["cider_d"], second["systems"]["rlhf"]["cider_d"]]
+    spread = summary["systems"]["rlhf"]["cider_d"]
+    assert spread["values"] == cider and spread["mean"] == pytest.approx(np.mean(cider))
+    assert spread["sd"] == pytest.approx(np.std(cider, ddof=1))
+    assert len(summary["pairwise"]) == len(results["pairwise"]) and "mean ± sd over seeds 1, 2" in seeds.stdout
 
 
 def test_score_command_reports_metrics(tmp_path):

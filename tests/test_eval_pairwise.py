@@ -13,6 +13,9 @@ def test_wilson_interval_and_sign_test_match_published_values():
     assert (low, high) == pytest.approx((0.5525, 0.7364), abs=1e-4)
     assert wilson_interval(0, 0) == (0.0, 1.0)
     assert wilson_interval(10, 10)[1] == pytest.approx(1.0)
+    # all wins or all losses: the rate lies inside its interval exactly (rounding once left it a hair outside)
+    assert all(low <= wins / n <= high for n in range(1, 300) for wins in (0, n)
+               for low, high in [wilson_interval(wins, n)])
     assert sign_test(65, 35) == pytest.approx(0.00352, abs=1e-4)
     assert sign_test(0, 0) == 1.0
 

@@ -382,12 +382,17 @@ def _reward_eval(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from prefcap.demo import DemoConfig, run_demo, summary_table
+    from prefcap.demo import DemoConfig, run_demo, run_seeds, seeds_table, summary_table
 
     config = apply_overrides(DemoConfig(seed=args.seed, size=args.size), args.overrides)
-    results = run_demo(args.out, config)
-    print(summary_table(results))
-    print(f"results: {Path(args.out) / 'results.json'}")
+    if args.seeds == 1:
+        results = run_demo(args.out, config)
+        print(summary_table(results))
+        print(f"results: {Path(args.out) / 'results.json'}")
+        return
+    summary = run_seeds(args.out, config, args.seeds, on_result=lambda results: print(summary_table(results)))
+    print(seeds_table(summary))
+    print(f"results: {Path(args.out) / 'seed-<S>' / 'results.json'} per seed; {Path(args.out) / 'seeds.json'}")
 
 
 def with_config(command: argparse.ArgumentParser, section: str) -> None:
@@ -594,7 +599,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the whole method on the embedded default")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"))
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=int, default=0, help="the (first) seed")
+    demo.add_argument("--seeds", type=int, default=1,
+                      help="run N seeds (--seed, --seed + 1, ...) in OUT/seed-S and report mean ± sd in OUT/seeds.json")
     demo.add_argument("--size", choices=("tiny", "demo"), default="demo")
     demo.add_argument("overrides", nargs="*", metavar="key=value")
     demo.set_defaults(run=_demo)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -236,7 +237,7 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
     _, timings["dpo"] = run_stage(out / "dpo", {"dpo": asdict(dpo_config)}, align_with_dpo,
                                   inputs=[out / "captioner-baseline", out / "prefs" / "prefs.sqlite"])
     _, timings["eval"] = run_stage(
-        out / "eval", {"systems": SYSTEMS, "comparisons": COMPARISONS, "seed": config.seed},
+        out / "eval", {"systems": SYSTEMS, "comparisons": COMPARISONS, "seed": config.seed, "ranking": "eval panel"},
         lambda tmp: evaluate_demo_systems(out, tmp, config.seed, progress),
         inputs=[out / "encoder", out / "reward", target_clips, *(out / folder for folder in SYSTEMS.values())],
     )
@@ -254,7 +255,7 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
         "rm": reward_summary(json.loads((out / "reward" / "demo_metrics.json").read_text())),
         "rl": rl_summary(json.loads((out / "rl" / "rl_metrics.json").read_text())),
         "dpo": json.loads((out / "dpo" / "captioner" / "dpo_metrics.json").read_text()),
-        **{key: evaluation[key] for key in ("systems", "pairwise")},
+        **{key: evaluation[key] for key in ("systems", "pairwise", "ranking")},
         "resources": {"peak_rss_mb": peak_rss_mb()},
         "timings_s": timings,
     }
@@ -262,6 +263,75 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
         json.dump(results, handle, indent=2)
     write_report(out)
     return results
+
+
+def run_seeds(out: str | Path, config: DemoConfig, seeds: int, progress: bool = True,
+              on_result: Callable[[dict], None] | None = None) -> dict:
+    """The demo for seeds config.seed, config.seed + 1, ... each in OUT/seed-S (cached like any run), and
+    their mean ± sd in OUT/seeds.json: a result must hold across seeds, not for one."""
+    if seeds < 1:
+        raise PrefcapError(f"--seeds must be at least 1, got {seeds}")
+    runs = {}
+    for seed in range(config.seed, config.seed + seeds):
+        runs[seed] = run_demo(Path(out) / f"seed-{seed}", replace(config, seed=seed), progress)
+        if on_result:
+            on_result(runs[seed])
+    summary = seeds_summary(runs)
+    with atomic_write(Path(out) / "seeds.json") as handle:
+        json.dump(summary, handle, indent=2)
+    return summary
+
+
+def _spread(values: list[float | None]) -> dict | None:
+    """Mean and sample sd of a figure over seeds (None where a seed has no value, e.g. no non-tie clips)."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return None
+    return {"mean": float(np.mean(known)), "sd": float(np.std(known, ddof=1)) if len(known) > 1 else 0.0,
+            "values": values}
+
+
+def seeds_summary(runs: dict[int, dict]) -> dict:
+    seeds = sorted(runs)
+    first = runs[seeds[0]]
+    systems = {name: {field: _spread([runs[s]["systems"][name][field] for s in seeds]) for field in SYSTEM_FIELDS}
+               for name in first["systems"]}
+    pairwise = []
+    for row in first["pairwise"]:
+        key = (row["a"], row["b"], row["judge"])
+        rows = [next(r for r in runs[s]["pairwise"] if (r["a"], r["b"], r["judge"]) == key) for s in seeds]
+        pairwise.append({"a": row["a"], "b": row["b"], "judge": row["judge"],
+                         "win_rate": _spread([r["win_rate"] for r in rows]),
+                         "ci_low": [r["ci_low"] for r in rows], "ci_high": [r["ci_high"] for r in rows]})
+    return {"seeds": seeds, "rm_heldout_accuracy": _spread([runs[s]["rm"]["heldout_accuracy"] for s in seeds]),
+            "systems": systems, "pairwise": pairwise,
+            "total_seconds": _spread([runs[s]["timings_s"]["total"] for s in seeds])}
+
+
+def seeds_table(summary: dict) -> str:
+    """The plain-text mean ± sd table printed after `prefcap demo --seeds N`."""
+
+    def show(spread: dict | None, percent: bool = False) -> str:
+        if spread is None:
+            return "n/a"
+        if percent:
+            return f"{100 * spread['mean']:.1f} ± {100 * spread['sd']:.1f} %"
+        return f"{spread['mean']:.3f} ± {spread['sd']:.3f}"
+
+    seeds = summary["seeds"]
+    lines = [f"mean ± sd over seeds {', '.join(map(str, seeds))}",
+             f"reward model held-out accuracy {show(summary['rm_heldout_accuracy'])}"]
+    fields = ("cider_d", "sbert_sim", "rm_score", "clap_score", "mean_words")
+    lines.append(f"{'system':<12}" + "".join(f"{name:>18}" for name in fields))
+    for name, scores in summary["systems"].items():
+        lines.append(f"{name:<12}" + "".join(f"{show(scores[k]):>18}" for k in fields))
+    for row in summary["pairwise"]:
+        rates = row["win_rate"]["values"] if row["win_rate"] else [None] * len(seeds)
+        per_seed = ", ".join(f"seed {seed}: {'n/a' if rate is None else format(rate, '.1%')} [{low:.1%}, {high:.1%}]"
+                             for seed, rate, low, high in zip(seeds, rates, row["ci_low"], row["ci_high"], strict=True))
+        lines.append(f"{row['a']} vs {row['b']} ({row['judge']} panel): win rate {show(row['win_rate'], True)} "
+                     f"({per_seed})")
+    return "\n".join(lines)
 
 
 def evaluate_baseline(out: Path, tmp: Path, seed: int, progress: bool) -> None:
@@ -369,9 +439,9 @@ def evaluate_demo_systems(out: Path, tmp: Path, seed: int, progress: bool) -> No
         systems[name] = {c.clip_id: c.text for c in captions}
         scores[name] = system_scores(clips, systems[name], references, encoder, audio, reward)
     judges = {spec.name: build_panel(spec, seed).majority for spec in (EVALUATION_PANEL, TRAINING_PANEL)}
-    pairwise = compare_systems(clips, systems, COMPARISONS, judges, seed=seed)
-    (tmp / "metrics.json").write_text(json.dumps({"clips": len(clips), "systems": scores, "pairwise": pairwise},
-                                                 indent=2))
+    pairwise, ranking = compare_systems(clips, systems, COMPARISONS, judges, seed=seed)
+    (tmp / "metrics.json").write_text(json.dumps({"clips": len(clips), "systems": scores, "pairwise": pairwise,
+                                                  "ranking": ranking}, indent=2))
 
 
 def reward_summary(metrics: dict) -> dict:

@@ -27,7 +27,9 @@ def wilson_interval(wins: int, n: int, z: float = 1.959964) -> tuple[float, floa
     p = wins / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # the interval holds p in exact arithmetic; rounding can leave p a hair outside it at 0 or 1 (then plotted
+    # error bars would be negative)
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
 def sign_test(wins: int, losses: int) -> float:

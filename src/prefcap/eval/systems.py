@@ -14,7 +14,7 @@ import torch
 from prefcap.data.records import Clip
 from prefcap.encoders.base import AudioTextEncoder
 from prefcap.eval.metrics import compute_metrics, diversity_stats
-from prefcap.eval.pairwise import Judge, compare
+from prefcap.eval.pairwise import Judge, bradley_terry, clip_outcomes, summarise
 from prefcap.reward.features import fluency_features
 from prefcap.reward.model import RewardModel
 
@@ -49,7 +49,14 @@ def system_scores(clips: Sequence[Clip], captions: Mapping[str, str], references
 
 
 def compare_systems(clips: Sequence[Clip], systems: Mapping[str, Mapping[str, str]],
-                    pairs: Sequence[tuple[str, str]], judges: Mapping[str, Judge], seed: int = 0) -> list[dict]:
-    """A `pairwise` record for every (a, b) in `pairs` and every judge."""
-    return [compare(clips, systems[a], systems[b], judge, a=a, b=b, judge_name=name, seed=seed)
-            for a, b in pairs for name, judge in judges.items()]
+                    pairs: Sequence[tuple[str, str]], judges: Mapping[str, Judge],
+                    seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """A `pairwise` record for every (a, b) in `pairs` and every judge, and the Bradley–Terry `ranking` of the
+    systems by the first judge's outcomes (the one that decides; the others are shown beside it)."""
+    outcomes = {(a, b, name): clip_outcomes(clips, systems[a], systems[b], judge, seed)
+                for a, b in pairs for name, judge in judges.items()}
+    records = [summarise(o, a=a, b=b, judge_name=name) for (a, b, name), o in outcomes.items()]
+    deciding = next(iter(judges))
+    ranking = bradley_terry([(a, b, o) for (a, b, name), o in outcomes.items() if name == deciding], list(systems),
+                            seed=seed)
+    return records, ranking
