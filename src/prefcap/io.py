@@ -1,13 +1,18 @@
-"""Atomic file writes: a crash never leaves a half-written artifact under its final name."""
+"""Atomic file writes (a crash never leaves a half-written artifact under its final name) and checksums of saved
+models (a truncated copy is caught on load)."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
+
+from prefcap.errors import PrefcapError
 
 
 @contextlib.contextmanager
@@ -27,3 +32,49 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+CHECKSUMS_FILE = "checksums.json"
+
+
+def _digest(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def write_checksums(folder: str | os.PathLike, names: Iterable[str] | None = None) -> None:
+    """Record the size and sha256 of a saved model's files (default: every file in the folder), so that a copy
+    truncated or damaged on disk is refused on load with a message, not a crash deep inside torch."""
+    folder = Path(folder)
+    names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != CHECKSUMS_FILE) \
+        if names is None else list(names)
+    record = {name: {"bytes": (folder / name).stat().st_size, "sha256": _digest(folder / name)} for name in names}
+    with atomic_write(folder / CHECKSUMS_FILE) as handle:
+        json.dump(record, handle, indent=2)
+
+
+def verify_checksums(folder: str | os.PathLike) -> None:
+    """Check the files `write_checksums` recorded (size first, then sha256); a folder without a record (written
+    by other tools, or before checksums existed) is taken as it is."""
+    folder = Path(folder)
+    if not (folder / CHECKSUMS_FILE).is_file():
+        return
+    try:
+        record = json.loads((folder / CHECKSUMS_FILE).read_text(encoding="utf-8"))
+        expected = {name: (int(entry["bytes"]), str(entry["sha256"])) for name, entry in record.items()}
+    except (ValueError, TypeError, KeyError, AttributeError):
+        raise PrefcapError(f"{folder / CHECKSUMS_FILE}: unreadable checksum record (damaged?)") from None
+    for name, (size, sha256) in expected.items():
+        path = folder / name
+        if not path.is_file():
+            raise PrefcapError(f"{folder}: {name} is missing; copy the whole folder again or retrain")
+        actual = path.stat().st_size
+        if actual != size:
+            raise PrefcapError(f"{path}: {actual:,} bytes on disk, {size:,} when saved (truncated or incomplete "
+                               "copy); copy it again or retrain")
+        if _digest(path) != sha256:
+            raise PrefcapError(f"{path}: content differs from when it was saved (sha256 mismatch: damaged on disk "
+                               "or changed by hand); copy it again or retrain")

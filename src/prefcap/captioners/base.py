@@ -22,6 +22,8 @@ import torch
 from transformers import GenerationConfig, PreTrainedModel
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
+from prefcap.io import write_checksums
+
 # Written by every backend's `save`: {"backend": ...} and whatever else that backend needs to load itself.
 META_FILE = "prefcap_captioner.json"
 
@@ -209,6 +211,7 @@ def save_captioner(captioner: Captioner, folder: str | Path, extra_json: dict[st
         captioner.save(tmp)
         for name, payload in (extra_json or {}).items():
             (tmp / name).write_text(json.dumps(payload, indent=2), encoding="utf-8")
+        write_checksums(tmp)
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)

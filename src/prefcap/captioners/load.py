@@ -17,6 +17,7 @@ from prefcap.captioners.audio_bart import AudioBartCaptioner
 from prefcap.captioners.base import META_FILE, Captioner
 from prefcap.captioners.hf_speech import SpeechSeq2SeqCaptioner
 from prefcap.errors import PrefcapError
+from prefcap.io import verify_checksums
 
 BACKENDS: dict[str, Callable[..., Captioner]] = {
     "audio-bart": AudioBartCaptioner.load,
@@ -30,6 +31,8 @@ _HUB_ID = re.compile(r"^\w[\w.-]*(/\w[\w.-]*)?$")
 def load_captioner(path_or_id: str | Path, device: str | torch.device | None = None) -> Captioner:
     """A captioner from a folder written by any backend's `save`, or a speech-seq2seq model's folder or hub id."""
     path = Path(path_or_id)
+    if path.is_dir():
+        verify_checksums(path)
     if path.is_dir() and (path / META_FILE).is_file():
         try:
             backend = json.loads((path / META_FILE).read_text(encoding="utf-8")).get("backend")

@@ -22,6 +22,7 @@ from transformers import AutoFeatureExtractor, AutoModel, AutoTokenizer, PreTrai
 from prefcap.data.audio import chunk, resample
 from prefcap.encoders import offline_clap  # noqa: F401  (registers the offline CLAP with AutoModel)
 from prefcap.encoders.base import AudioTextEncoder
+from prefcap.io import verify_checksums, write_checksums
 
 DEFAULT_CLAP = "laion/clap-htsat-unfused"
 
@@ -56,6 +57,8 @@ class ClapEncoder(AudioTextEncoder):
                         **kwargs) -> ClapEncoder:
         """A hub id (e.g. laion/clap-htsat-unfused) or a local folder saved by `save`/`encoder-train`."""
         source = str(name_or_path)
+        if Path(source).is_dir():
+            verify_checksums(source)
         model = AutoModel.from_pretrained(source)
         name = source
         if Path(source).is_dir():  # identify a local model by its weights, not by where it lies
@@ -69,6 +72,7 @@ class ClapEncoder(AudioTextEncoder):
         self.model.save_pretrained(path)
         self.feature_extractor.save_pretrained(path)
         self.tokenizer.save_pretrained(path)
+        write_checksums(path)
 
     def audio_features(self, waveforms: Sequence[np.ndarray], sr: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(input_features for every window, index of the clip each window belongs to)."""

@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from prefcap.errors import PrefcapError
-from prefcap.io import atomic_write
+from prefcap.io import atomic_write, verify_checksums, write_checksums
 from prefcap.reward.features import N_FLUENCY, PairFeatures
 
 HEADS = ("mlp", "interaction")
@@ -121,6 +121,7 @@ class RewardModel:
         with atomic_write(folder / CONFIG_FILE) as handle:
             json.dump({"config": asdict(self.config), "encoder_id": self.encoder_id, "dim": self.dim,
                        "metrics": self.metrics}, handle, indent=2)
+        write_checksums(folder, [WEIGHTS_FILE, CONFIG_FILE])
 
     @classmethod
     def load(cls, folder: str | Path, encoder_id: str | None = None) -> RewardModel:
@@ -128,6 +129,7 @@ class RewardModel:
         folder = Path(folder)
         if not (folder / CONFIG_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
             raise PrefcapError(f"{folder}: not a reward model folder (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
+        verify_checksums(folder)
         saved = json.loads((folder / CONFIG_FILE).read_text())
         raw = saved["config"]
         config = RewardConfig(**{**raw, "hidden": tuple(raw["hidden"])})
