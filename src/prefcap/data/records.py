@@ -72,8 +72,13 @@ def read_jsonl(path: str | os.PathLike, record_type: type[RecordT]) -> list[Reco
     if not path.is_file():
         raise ManifestError(f"{path}: no such manifest file")
     records = []
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
+    with path.open("rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise ManifestError(f"{path}:{line_number}: not UTF-8 text ({error.reason} at byte "
+                                    f"{error.start})") from None
             if not line.strip():
                 continue
             try:
