@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from prefcap.cli import main
+from prefcap.cli import exposure_warning, main
 
 
 def run_cli(*args, cwd=None):
@@ -280,3 +280,19 @@ def test_reward_eval_trains_on_one_fense_file_and_tests_on_another(tmp_path):
     assert scores["HI"] == 1.0 and scores["total"] >= 0.9
     missing = run_cli("reward-eval", "--fense", test)
     assert missing.returncode == 2 and "--train-fense" in missing.stderr
+
+
+def test_the_annotation_app_warns_when_it_listens_beyond_this_machine(tmp_path):
+    assert exposure_warning("127.0.0.1", False) is None and exposure_warning("localhost", False) is None
+    assert "in clear" in exposure_warning("0.0.0.0", False) and "--secure-cookies" in exposure_warning("0.0.0.0", False)
+    assert "--secure-cookies" not in exposure_warning("10.0.0.5", True)
+    # the real command prints it before serving (stopped as soon as it has)
+    from prefcap.prefs.store import Store
+
+    Store(tmp_path / "prefs.sqlite").close()
+    command = [sys.executable, "-m", "prefcap.cli", "annotate", "--db", str(tmp_path), "--host", "0.0.0.0",
+               "--port", "0"]
+    with subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True) as server:
+        first = server.stderr.readline()
+        server.kill()
+    assert first.startswith("prefcap: warning: listening on 0.0.0.0: login tokens"), first

@@ -214,12 +214,25 @@ def _annotators(args: argparse.Namespace) -> None:
             print(f"{annotator.name:<24}{annotator.role:<12}{done} / {assigned} done")
 
 
+def exposure_warning(host: str, secure_cookies: bool) -> str | None:
+    """What to say when the annotation app listens beyond this machine: login links and session cookies then
+    cross the network, in clear unless a TLS proxy sits in front."""
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return None
+    advice = "" if secure_cookies else "; add --secure-cookies once it is served over HTTPS"
+    return (f"listening on {host}: login tokens and session cookies travel in clear unless a TLS (HTTPS) proxy "
+            f"sits in front of this server{advice}")
+
+
 def _annotate(args: argparse.Namespace) -> None:
     from prefcap.prefs.app import serve
 
     if args.guidelines and not args.guidelines.is_file():
         raise PrefcapError(f"{args.guidelines}: no such guidelines file")
     store = _store(args)
+    warning = exposure_warning(args.host, args.secure_cookies)
+    if warning:
+        print(f"prefcap: warning: {warning}", file=sys.stderr)
     print(f"serving {store.url} on http://{args.host}:{args.port} (Ctrl-C stops)")
     serve(store, args.host, args.port, args.guidelines, secure_cookies=args.secure_cookies)
 
