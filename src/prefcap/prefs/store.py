@@ -433,11 +433,16 @@ class Store:
     # ---- reading the judgments back -----------------------------------------------------------------
 
     def judgment_rows(self, include_skips: bool = False) -> list[dict]:
-        """One flat row per judgment with its pair, captions, systems and annotator: what exports read."""
+        """One flat row per judgment with its pair, captions, systems and annotator: what exports read. Plain
+        columns, not ORM objects: at 400,000 judgments building entities would dominate."""
         caption_a = aliased(CaptionRow)
         caption_b = aliased(CaptionRow)
         query = (
-            select(JudgmentRow, PairRow, AnnotatorRow.name, caption_a, caption_b)
+            select(JudgmentRow.id.label("judgment_id"), JudgmentRow.assignment_id, PairRow.id.label("pair_id"),
+                   PairRow.clip_id, caption_a.text.label("caption_a"), caption_b.text.label("caption_b"),
+                   caption_a.system.label("system_a"), caption_b.system.label("system_b"), JudgmentRow.choice,
+                   AnnotatorRow.name.label("annotator"), JudgmentRow.a_on_left, JudgmentRow.seconds, PairRow.gold,
+                   PairRow.origin, JudgmentRow.created.label("time"))
             .join(AssignmentRow, JudgmentRow.assignment_id == AssignmentRow.id)
             .join(PairRow, AssignmentRow.pair_id == PairRow.id)
             .join(AnnotatorRow, AssignmentRow.annotator_id == AnnotatorRow.id)
@@ -448,34 +453,25 @@ class Store:
         if not include_skips:
             query = query.where(JudgmentRow.choice != "skip")
         with self.transaction() as session:
-            return [
-                {
-                    "judgment_id": judgment.id, "assignment_id": judgment.assignment_id, "pair_id": pair.id,
-                    "clip_id": pair.clip_id,
-                    "caption_a": a.text, "caption_b": b.text, "system_a": a.system, "system_b": b.system,
-                    "choice": judgment.choice, "annotator": name, "a_on_left": judgment.a_on_left,
-                    "seconds": judgment.seconds, "gold": pair.gold, "origin": pair.origin,
-                    "time": judgment.created.isoformat(),
-                }
-                for judgment, pair, name, a, b in session.execute(query)
-            ]
+            rows = [row._asdict() for row in session.execute(query)]
+        for row in rows:
+            row["time"] = row["time"].isoformat()
+        return rows
 
     def pair_rows(self) -> list[dict]:
         """Every pair with its captions (judged or not): what task exports read."""
         caption_a = aliased(CaptionRow)
         caption_b = aliased(CaptionRow)
         query = (
-            select(PairRow, caption_a, caption_b)
+            select(PairRow.id.label("pair_id"), PairRow.clip_id, caption_a.text.label("caption_a"),
+                   caption_b.text.label("caption_b"), caption_a.system.label("system_a"),
+                   caption_b.system.label("system_b"), PairRow.gold, PairRow.origin)
             .join(caption_a, PairRow.caption_a_id == caption_a.id)
             .join(caption_b, PairRow.caption_b_id == caption_b.id)
             .order_by(PairRow.id)
         )
         with self.transaction() as session:
-            return [
-                {"pair_id": pair.id, "clip_id": pair.clip_id, "caption_a": a.text, "caption_b": b.text,
-                 "system_a": a.system, "system_b": b.system, "gold": pair.gold, "origin": pair.origin}
-                for pair, a, b in session.execute(query)
-            ]
+            return [row._asdict() for row in session.execute(query)]
 
     def counts(self) -> dict[str, int]:
         with self.transaction() as session:
