@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_cache.py
 	$(BIN)/python bench/bench_annotate_load.py
 	$(BIN)/python bench/bench_rl.py
+	$(BIN)/python bench/bench_store_scale.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -55,11 +55,15 @@ def agreement_report(rows: list[dict]) -> dict:
             by_pair[row["pair_id"]][row["annotator"]] = row["choice"]
 
     names = sorted(per_annotator)
+    # the verdicts each two annotators gave on the pairs they both judged, in one pass over the pairs
+    shared: dict[tuple[str, str], tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
+    for votes in by_pair.values():
+        for first, second in combinations(sorted(votes), 2):
+            shared[first, second][0].append(votes[first])
+            shared[first, second][1].append(votes[second])
     pairwise: dict[str, dict[str, float | None]] = {name: {} for name in names}
     for first, second in combinations(names, 2):
-        shared = [votes for votes in by_pair.values() if first in votes and second in votes]
-        kappa = cohen_kappa([v[first] for v in shared], [v[second] for v in shared])
-        pairwise[first][second] = pairwise[second][first] = kappa
+        pairwise[first][second] = pairwise[second][first] = cohen_kappa(*shared.get((first, second), ([], [])))
 
     annotators = []
     for name in names:
