@@ -30,6 +30,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_annotate_load.py
 	$(BIN)/python bench/bench_rl.py
 	$(BIN)/python bench/bench_store_scale.py
+	$(BIN)/python bench/bench_real_sizes.py
+	$(BIN)/python bench/bench_embed_memory.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
