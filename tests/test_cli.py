@@ -4,6 +4,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -165,12 +166,25 @@ def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
     assert again.returncode == 0
     assert json.loads((out / "results.json").read_text())["timings_s"]["synth_target"] == 0.0
 
-    # two seeds: seed 1 is the run above (every stage cached), seed 2 a new one; mean ± sd over both
+    # two seeds: seed 1 is the run above (every stage cached), seed 2 a new one; mean ± sd over both. The first
+    # try is SIGKILLed inside seed 2's RL stage: the rerun redoes that stage and keeps every finished one.
+    command = [sys.executable, "-m", "prefcap.cli", "demo", "--size", "tiny", "--out", str(tmp_path), "--seed", "1",
+               "--seeds", "2"]
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as killed:
+        deadline = time.monotonic() + 300
+        while not (tmp_path / "seed-2" / ".rl.tmp").exists():
+            assert killed.poll() is None and time.monotonic() < deadline, "the demo ended before seed 2's RL stage"
+            time.sleep(0.02)
+        time.sleep(0.5)
+        killed.kill()
+    assert not (tmp_path / "seed-2" / "rl").exists() and (tmp_path / "seed-2" / "reward").is_dir()
     seeds = run_cli("demo", "--size", "tiny", "--out", tmp_path, "--seed", "1", "--seeds", "2")
     assert seeds.returncode == 0, seeds.stderr
     summary = json.loads((tmp_path / "seeds.json").read_text())
     second = json.loads((tmp_path / "seed-2" / "results.json").read_text())
     assert summary["seeds"] == [1, 2] and second["seed"] == 2
+    redone = {stage for stage, seconds in second["timings_s"].items() if seconds > 0} - {"total"}
+    assert {"rl", "supervised", "dpo", "eval"} <= redone and not redone & {"synth_target", "encoder_train", "reward"}
     assert json.loads((out / "results.json").read_text())["timings_s"]["rl"] == 0.0
     cider = [results["systems"]["rlhf"]["cider_d"], second["systems"]["rlhf"]["cider_d"]]
     spread = summary["systems"]["rlhf"]["cider_d"]

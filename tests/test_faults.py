@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import TINY_BART
 from prefcap.captioners.base import save_captioner
 from prefcap.captioners.load import load_captioner
 from prefcap.captioners.sft import new_captioner
@@ -16,8 +17,6 @@ from prefcap.errors import PrefcapError
 from prefcap.io import CHECKSUMS_FILE
 from prefcap.reward.model import WEIGHTS_FILE, RewardConfig, RewardModel
 from tiny_models import save_tiny_clap
-
-TINY_BART = {"d_model": 16, "encoder_layers": 1, "decoder_layers": 1, "encoder_ffn_dim": 32, "decoder_ffn_dim": 32}
 
 
 @pytest.fixture

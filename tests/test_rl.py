@@ -252,7 +252,6 @@ def test_two_gloo_processes_stay_in_sync(corpus, captioner_dir, tmp_path):
     script = tmp_path / "rl_script.py"
     script.write_text(RL_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "OMP_NUM_THREADS": "1"}
-    # torchrun: `accelerate launch` starts several CPU processes only through mpirun
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
                     str(script), str(corpus), str(captioner_dir), str(tmp_path / "out"), "4"],
                    check=True, env=env, timeout=300, capture_output=True)
@@ -263,22 +262,30 @@ def test_two_gloo_processes_stay_in_sync(corpus, captioner_dir, tmp_path):
     assert json.loads((tmp_path / "out" / "rl_metrics.json").read_text())["processes"] == 2
 
 
-def test_a_sigkilled_run_resumes_and_completes(corpus, captioner_dir, tmp_path):
+def test_a_run_sigkilled_five_times_at_random_points_resumes_to_a_valid_model(corpus, captioner_dir, tmp_path):
+    """Kills land anywhere: mid-step, mid-log line, mid-checkpoint (saves are every 2 steps); each rerun with
+    --resume continues from the newest complete checkpoint and the log is cut back to it."""
     script = tmp_path / "rl_script.py"
     script.write_text(RL_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, str(script), str(corpus), str(captioner_dir), str(tmp_path / "out"), "16"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not (tmp_path / "out" / "checkpoints" / "step-000004").exists():
-        assert process.poll() is None and time.monotonic() < deadline, "the run ended before its second checkpoint"
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not (tmp_path / "out" / "captioner").exists()
+    out, steps = tmp_path / "out", 30
+    command = [sys.executable, str(script), str(corpus), str(captioner_dir), str(out), str(steps)]
+    rng = np.random.default_rng(7)
+    kill_after = sorted(rng.choice(np.arange(2, steps - 2), size=5, replace=False))  # logged steps before a kill
+    for kill, target in enumerate(kill_after):
+        process = subprocess.Popen(command + (["--resume"] if kill else []), env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while not ((out / "log.jsonl").exists() and len((out / "log.jsonl").read_bytes().splitlines()) >= target):
+            assert process.poll() is None and time.monotonic() < deadline, f"run {kill} ended before step {target}"
+            time.sleep(0.01)
+        time.sleep(float(rng.uniform(0, 0.3)))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert not (out / "captioner").exists()
     subprocess.run([*command, "--resume"], env=env, check=True, timeout=300, capture_output=True)
-    steps = [r["step"] for r in read_log(tmp_path / "out" / "log.jsonl")]
-    assert steps == list(range(1, 17))
-    metrics = json.loads((tmp_path / "out" / "rl_metrics.json").read_text())
-    assert metrics["resumed_from"] >= 4
-    assert load_captioner(tmp_path / "out" / "captioner", device="cpu") is not None
+    assert [r["step"] for r in read_log(out / "log.jsonl")] == list(range(1, steps + 1))
+    metrics = json.loads((out / "rl_metrics.json").read_text())
+    assert metrics["resumed_from"] >= kill_after[-1] - 2 and metrics["steps"] == steps
+    assert load_captioner(out / "captioner", device="cpu") is not None
+    assert len(list((out / "checkpoints").iterdir())) <= 2  # save_total_limit, no half-written leftovers
