@@ -37,3 +37,19 @@ def test_a_killed_server_loses_no_acknowledged_judgment_and_a_restart_resumes(tm
     rows = after.judgment_rows()
     assert len(rows) == 120 and len({r["assignment_id"] for r in rows}) == 120
     assert after.counts()["open_assignments"] == 0
+
+
+def test_no_token_reaches_the_server_logs(tmp_path):
+    """A login link is a password: the server (uvicorn's access log included) must never write it out, even when
+    it is wrong."""
+    import httpx
+
+    store, tokens = build_prefs_store(tmp_path, n_clips=2, annotators=("ann-a",))
+    store.close()
+    log = tmp_path / "server.log"
+    with running_server(tmp_path / "prefs.sqlite", log=log) as server, httpx.Client(base_url=server.url) as client:
+        assert client.get("/login", params={"token": tokens["ann-a"]}).status_code == 303
+        assert client.get("/api/next").status_code == 200
+        assert client.get("/login", params={"token": "wrong-" + tokens["ann-a"]}).status_code == 401
+    logged = log.read_text()
+    assert "serving" in logged and tokens["ann-a"] not in logged

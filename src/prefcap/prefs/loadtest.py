@@ -39,18 +39,22 @@ class Server:
 
 
 @contextlib.contextmanager
-def running_server(db: str | Path, port: int | None = None, startup_timeout: float = 60.0) -> Iterator[Server]:
-    """`prefcap annotate` in a child process, ready when /healthz answers; stopped on exit."""
+def running_server(db: str | Path, port: int | None = None, startup_timeout: float = 60.0,
+                   log: Path | None = None) -> Iterator[Server]:
+    """`prefcap annotate` in a child process, ready when /healthz answers; stopped on exit. With `log`, everything
+    it prints (stdout and stderr, uvicorn's logs included) goes to that file."""
     port = port or free_port()
     command = [sys.executable, "-m", "prefcap.cli", "annotate", "--db", str(db), "--port", str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    output = open(log, "wb") if log else None  # noqa: SIM115 (closed in the finally below)
+    process = subprocess.Popen(command, stdout=output or subprocess.DEVNULL, stderr=output or subprocess.PIPE,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     server = Server(process, f"http://127.0.0.1:{port}")
     try:
         deadline = time.monotonic() + startup_timeout
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"the server exited with {process.returncode}: {process.stderr.read().decode()}")
+                said = log.read_text() if log else process.stderr.read().decode()
+                raise RuntimeError(f"the server exited with {process.returncode}: {said}")
             with contextlib.suppress(httpx.TransportError):
                 if httpx.get(f"{server.url}/healthz", timeout=1.0).status_code == 200:
                     break
@@ -66,7 +70,10 @@ def running_server(db: str | Path, port: int | None = None, startup_timeout: flo
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        process.stderr.close()
+        if output:
+            output.close()
+        else:
+            process.stderr.close()
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
@@ -318,8 +319,12 @@ class Store:
 
     def authenticate(self, token: str) -> Annotator | None:
         with self.transaction() as session:
-            row = session.scalar(select(AnnotatorRow).where(AnnotatorRow.token_hash == _hash_token(token)))
-            return Annotator(row.id, row.name, row.role) if row else None
+            digest = _hash_token(token)
+            row = session.scalar(select(AnnotatorRow).where(AnnotatorRow.token_hash == digest))
+            # the lookup compares digests, which leak nothing about the token; the final check is constant-time too
+            if row is None or not hmac.compare_digest(row.token_hash, digest):
+                return None
+            return Annotator(row.id, row.name, row.role)
 
     def open_session(self, annotator: Annotator) -> str:
         """A fresh session secret for the cookie; the login token itself never goes into a cookie."""
