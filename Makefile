@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_cache.py
 	$(BIN)/python bench/bench_annotate_load.py
 	$(BIN)/python bench/bench_rl.py
+	$(BIN)/python bench/bench_reward.py
 	$(BIN)/python bench/bench_store_scale.py
 	$(BIN)/python bench/bench_real_sizes.py
 	$(BIN)/python bench/bench_embed_memory.py

@@ -1,0 +1,76 @@
+"""Benchmark: reward scoring, on the demo's models (run `make demo` first).
+
+Scores the four systems' captions of the 300 target test clips (1,200 captions, from `eval/`) with the RL reward
+(the reward model + CLAP term + guards, the demo's RL settings). A pass = embed the clips' audio through the
+embedding cache, then score every caption. The first pass starts from an empty cache, the second reuses it;
+`--repeats` fresh caches, medians reported. Merges its figures into bench/results.json under "reward".
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from record import record
+
+from prefcap.data.records import read_captions, read_clips
+from prefcap.demo import RL, SYSTEMS
+from prefcap.encoders.cache import EmbeddingCache
+from prefcap.encoders.clap import ClapEncoder
+from prefcap.provenance import machine
+from prefcap.reward.model import RewardModel
+from prefcap.rl.rewards import CaptionReward
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--run", type=Path, default=Path("runs/demo"), help="a finished demo run folder")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--results", type=Path, default=Path(__file__).with_name("results.json"))
+    args = parser.parse_args()
+    if not (args.run / "eval" / "metrics.json").is_file():
+        raise SystemExit(f"{args.run} holds no finished demo: run `make demo` first")
+    torch.set_num_threads(2)
+    encoder = ClapEncoder.from_pretrained(args.run / "encoder", device="cpu")
+    reward = CaptionReward(RewardModel.load(args.run / "reward", encoder_id=encoder.id), encoder, RL["demo"])
+    clips = {c.id: c for c in read_clips(args.run / "data" / "target" / "clips.jsonl") if c.split == "test"}
+    captions = [c for name in SYSTEMS for c in read_captions(args.run / "eval" / f"captions-{name}.jsonl")]
+    owners = [clips[c.clip_id] for c in captions]
+    texts = [c.text for c in captions]
+    unique = list({c.id: c for c in owners}.values())
+    row = {c.id: k for k, c in enumerate(unique)}
+    no_truncation = torch.zeros(len(texts), dtype=torch.bool)
+
+    def one_pass(cache: EmbeddingCache) -> tuple[float, float]:
+        start = time.perf_counter()
+        audio = cache.embed_clips(unique, progress=False)
+        embedded = time.perf_counter()
+        reward(audio[torch.as_tensor([row[c.id] for c in owners])], texts, no_truncation)
+        return time.perf_counter() - start, time.perf_counter() - embedded
+
+    first, second, scoring = [], [], []
+    for _ in range(args.repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            cache = EmbeddingCache(Path(tmp), encoder)
+            total, score = one_pass(cache)
+            first.append(total)
+            total, score = one_pass(cache)
+            second.append(total)
+            scoring.append(score)
+    figures = {"clips": len(unique), "captions": len(texts), "repeats": args.repeats,
+               "first_pass_seconds": statistics.median(first), "second_pass_seconds": statistics.median(second),
+               "cache_speedup": statistics.median(first) / statistics.median(second),
+               "captions_scored_per_second": len(texts) / statistics.median(scoring), "machine": machine()}
+    record(args.results, "reward", figures)
+    print(f"reward scoring ({len(texts)} captions of {len(unique)} clips; median of {args.repeats}): "
+          f"{figures['captions_scored_per_second']:.0f} captions/s with cached audio embeddings; a pass (embed audio + "
+          f"score) {figures['first_pass_seconds']:.2f} s with an empty cache, {figures['second_pass_seconds']:.2f} s "
+          f"with it filled ({figures['cache_speedup']:.1f}x); {figures['machine']}")
+
+
+if __name__ == "__main__":
+    main()
