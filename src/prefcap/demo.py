@@ -1,10 +1,11 @@
-"""`prefcap demo`: the method end to end on the embedded default, each stage cached in the run folder.
+"""`prefcap demo`: the paper's experiment end to end on the embedded default, each stage cached in the run folder.
 
-So far: the synthetic corpus (general, source and target domains), the checks of the simulated
-annotators that stand in for people, the offline CLAP (trained on `general`, evaluated on target),
-the baseline captioner (trained on source, evaluated on both domains), and the preference data:
-pairs of the baseline's own captions of the target `prefs` clips, judged by the simulated training
-panel through the judgment store. Later stages (reward, RL, evaluation) plug in here as they land.
+Stages, in order: the synthetic corpus (general, source and target domains), the checks of the simulated
+annotators that stand in for people, the offline CLAP (trained on `general`, evaluated on target), the baseline
+captioner (trained on source), the preference data (pairs of the baseline's own captions of the target `prefs`
+clips, judged by the simulated training panel through the judgment store), the reward model, RL on the target
+`rl` audio (no captions), the `supervised` comparison, DPO, and the evaluation of every system on the held-out
+`test` clips by the simulated evaluation panel; then `results.json` and `report.html`. `run_seeds` repeats it.
 """
 
 from __future__ import annotations
