@@ -133,6 +133,8 @@ def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
     # the report opens from disk: plots embedded, audio players pointing at the run's files
     page = (out / "report.html").read_text()
     assert page.count('src="data:image/png;base64,') == 4 and "<tr><td>rlhf</td><td>baseline</td><td>eval</td>" in page
+    best = results["ranking"][0]
+    assert f"<tr><td>{best['system']}</td><td>{best['bt_score']:+.2f}</td>" in page  # the ranking table
     players = re.findall(r'<audio controls preload="none" src="([^"]+)"', page)
     assert len(players) == 12 and all((out / src).is_file() for src in players)
     reported = run_cli("report", out, "--out", tmp_path / "report.html")

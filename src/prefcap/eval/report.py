@@ -89,6 +89,8 @@ def write_report(run: str | Path, out: str | Path | None = None) -> Path:
     pair_rows = [[r["a"], r["b"], r["judge"], r["clips"], r["wins"], r["losses"], r["ties"],
                   "n/a" if r["win_rate"] is None else f"{r['win_rate']:.1%}",
                   f"[{r['ci_low']:.1%}, {r['ci_high']:.1%}]", f"{r['sign_test_p']:.2g}"] for r in pairwise]
+    ranking_rows = [[r["system"], f"{r['bt_score']:+.2f}", f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"]
+                    for r in results.get("ranking", [])]
 
     target = run / "data" / "target"
     clips = {c.id: c for c in read_clips(target / "clips.jsonl") if c.split == "test"}
@@ -124,6 +126,8 @@ total {results['timings_s']['total']:.0f} s, peak memory {results['resources']['
 <p>The evaluation panel (blue) is built differently from the panel that labelled the training pairs (grey).</p>
 <img alt="win rates" src="data:image/png;base64,{win_rate_plot(pairwise)}">
 {_table(["a", "b", "judge", "clips", "wins", "losses", "ties", "win rate", "Wilson 95 %", "sign test p"], pair_rows)}
+<p>Bradley–Terry ranking by the evaluation panel (log-strength, mean 0; 95 % interval from resampling clips):</p>
+{_table(["system", "strength", "95 % interval"], ranking_rows)}
 <h2>Metrics on the held-out target test clips</h2>
 {_table(["system", *SYSTEM_FIELDS], metric_rows)}
 <h2>Reward model</h2>
