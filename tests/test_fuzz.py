@@ -156,25 +156,59 @@ def test_audio_loader_gives_finite_audio_or_an_audio_error(tmp_path_factory, sec
             assert audio.dtype == np.float32 and audio.ndim == 1 and np.isfinite(audio).all()
 
 
-@FUZZ
-@given(header=st.sampled_from(["file_name,caption_1,caption_2,caption_3,caption_4,caption_5", "file_name,caption_1",
-                               "youtube_id,caption", ""]),
-       rows=st.lists(st.lists(_text.filter(lambda t: "\n" not in t and "\r" not in t), max_size=6), max_size=4),
-       raw=st.binary(max_size=30))
-def test_clotho_layout_ingest_never_crashes(tmp_path_factory, header, rows, raw):
-    root = tmp_path_factory.mktemp("clotho")
-    base = root / "CLOTHO_v2.1"
-    (base / "clotho_audio_files" / "development").mkdir(parents=True)
-    (base / "clotho_audio_files" / "development" / "a.wav").write_bytes(_wav_bytes(0.05, 1, "PCM_16"))
-    (base / "clotho_csv_files").mkdir()
-    csv = "\n".join([header, *(",".join(json.dumps(cell) for cell in row) for row in rows)]).encode() + raw
-    (base / "clotho_csv_files" / "clotho_captions_development.csv").write_bytes(csv)
+_cells = st.lists(_text.filter(lambda t: "\n" not in t and "\r" not in t), max_size=6)
+
+
+def _csv(header: str, rows: list[list[str]], raw: bytes) -> bytes:
+    return "\n".join([header, *(",".join(json.dumps(cell) for cell in row) for row in rows)]).encode() + raw
+
+
+def _ingest_cleanly(root: Path) -> None:
     try:
         ingest(root, root / "out")
     except PrefcapError as error:
         assert str(error)
     else:
         assert (root / "out" / "clips.jsonl").is_file()
+
+
+@FUZZ
+@given(header=st.sampled_from(["file_name,caption_1,caption_2,caption_3,caption_4,caption_5", "file_name,caption_1",
+                               "youtube_id,caption", ""]),
+       rows=st.lists(_cells, max_size=4), raw=st.binary(max_size=30))
+def test_clotho_layout_ingest_never_crashes(tmp_path_factory, header, rows, raw):
+    root = tmp_path_factory.mktemp("clotho")
+    base = root / "CLOTHO_v2.1"
+    (base / "clotho_audio_files" / "development").mkdir(parents=True)
+    (base / "clotho_audio_files" / "development" / "a.wav").write_bytes(_wav_bytes(0.05, 1, "PCM_16"))
+    (base / "clotho_csv_files").mkdir()
+    (base / "clotho_csv_files" / "clotho_captions_development.csv").write_bytes(_csv(header, rows, raw))
+    _ingest_cleanly(root)
+
+
+@FUZZ
+@given(header=st.sampled_from(["audiocap_id,youtube_id,start_time,caption", "youtube_id,caption", ""]),
+       rows=st.lists(_cells, max_size=4), raw=st.binary(max_size=30))
+def test_audiocaps_layout_ingest_never_crashes(tmp_path_factory, header, rows, raw):
+    root = tmp_path_factory.mktemp("audiocaps")
+    base = root / "AUDIOCAPS"
+    (base / "audio_32000Hz" / "val").mkdir(parents=True)
+    (base / "audio_32000Hz" / "val" / "abc_30.flac").write_bytes(_wav_bytes(0.05, 1, "PCM_16"))  # not a FLAC
+    (base / "csv_files_v1").mkdir()
+    (base / "csv_files_v1" / "val.csv").write_bytes(_csv(header, rows, raw))
+    _ingest_cleanly(root)
+
+
+@FUZZ
+@given(names=st.lists(st.text(st.characters(whitelist_categories=("Ll", "Nd")), min_size=1, max_size=8), max_size=4),
+       suffix=st.sampled_from([".wav", ".flac", ".ogg", ".mp3", ".WAV"]), payloads=st.lists(st.binary(max_size=64),
+                                                                                        max_size=4))
+def test_plain_folder_ingest_never_crashes(tmp_path_factory, names, suffix, payloads):
+    root = tmp_path_factory.mktemp("folder")
+    for k, name in enumerate(names):
+        payload = payloads[k] if k < len(payloads) else _wav_bytes(0.05, 1, "PCM_16")
+        (root / f"{name}{suffix}").write_bytes(payload)
+    _ingest_cleanly(root)
 
 
 @pytest.mark.parametrize("payload", [b"", b"\x00" * 10, b"[]", b"{}", b"null", "é".encode("latin-1")])

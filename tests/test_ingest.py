@@ -244,3 +244,11 @@ def test_auto_refuses_to_guess_between_two_datasets(clotho: Path, tmp_path: Path
     with pytest.raises(DatasetLayoutError, match="both"):
         ingest(clotho, tmp_path / "out")
     assert ingest(clotho, tmp_path / "out", kind="clotho").kind == "clotho"
+
+
+def test_a_row_shorter_than_the_header_is_named_by_line(audiocaps: Path, tmp_path: Path) -> None:
+    """Found by the fuzz suite: a short row used to end in AttributeError on None."""
+    write_csv(audiocaps / "csv_files_v1" / "val.csv", ["audiocap_id,youtube_id,start_time,caption", "1,xyz,0,Rain",
+                                                        "2,abc"])
+    with pytest.raises(DatasetLayoutError, match=r"val.csv:3: the row has no value for start_time, caption"):
+        ingest(audiocaps, tmp_path / "out")

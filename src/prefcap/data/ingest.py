@@ -177,7 +177,14 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
         raise DatasetLayoutError(
             f"{path}: missing column(s) {', '.join(absent)}; expected columns {', '.join(required)}"
         )
-    return list(reader)
+    rows = []
+    for row in reader:
+        short = [column for column in required if row[column] is None]
+        if short:
+            raise DatasetLayoutError(f"{path}:{reader.line_num}: the row has no value for {', '.join(short)} "
+                                     f"(fewer fields than the header)")
+        rows.append(row)
+    return rows
 
 
 def _csv_files(folder: Path, pattern: str) -> list[Path]:
