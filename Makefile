@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_store_scale.py
 	$(BIN)/python bench/bench_real_sizes.py
 	$(BIN)/python bench/bench_embed_memory.py
+	$(BIN)/python bench/table.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
