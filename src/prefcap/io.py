@@ -37,7 +37,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
 CHECKSUMS_FILE = "checksums.json"
 
 
-def _digest(path: Path) -> str:
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file, read in 1 MiB blocks (model weights can be larger than memory wants to hold twice)."""
     sha = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -51,17 +52,18 @@ def write_checksums(folder: str | os.PathLike, names: Iterable[str] | None = Non
     folder = Path(folder)
     names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != CHECKSUMS_FILE) \
         if names is None else list(names)
-    record = {name: {"bytes": (folder / name).stat().st_size, "sha256": _digest(folder / name)} for name in names}
+    record = {name: {"bytes": (folder / name).stat().st_size, "sha256": file_sha256(folder / name)} for name in names}
     with atomic_write(folder / CHECKSUMS_FILE) as handle:
         json.dump(record, handle, indent=2)
 
 
-def verify_checksums(folder: str | os.PathLike) -> None:
-    """Check the files `write_checksums` recorded (size first, then sha256); a folder without a record (written
-    by other tools, or before checksums existed) is taken as it is."""
+def verify_checksums(folder: str | os.PathLike) -> dict[str, str]:
+    """Check the files `write_checksums` recorded (size first, then sha256) and return their verified sha256 by
+    name, so a caller need not hash them again; a folder without a record (written by other tools, or before
+    checksums existed) is taken as it is (an empty dict)."""
     folder = Path(folder)
     if not (folder / CHECKSUMS_FILE).is_file():
-        return
+        return {}
     try:
         record = json.loads((folder / CHECKSUMS_FILE).read_text(encoding="utf-8"))
         expected = {name: (int(entry["bytes"]), str(entry["sha256"])) for name, entry in record.items()}
@@ -75,6 +77,7 @@ def verify_checksums(folder: str | os.PathLike) -> None:
         if actual != size:
             raise PrefcapError(f"{path}: {actual:,} bytes on disk, {size:,} when saved (truncated or incomplete "
                                "copy); copy it again or retrain")
-        if _digest(path) != sha256:
+        if file_sha256(path) != sha256:
             raise PrefcapError(f"{path}: content differs from when it was saved (sha256 mismatch: damaged on disk "
                                "or changed by hand); copy it again or retrain")
+    return {name: sha256 for name, (_, sha256) in expected.items()}

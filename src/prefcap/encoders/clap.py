@@ -22,7 +22,7 @@ from transformers import AutoFeatureExtractor, AutoModel, AutoTokenizer, PreTrai
 from prefcap.data.audio import chunk, resample
 from prefcap.encoders import offline_clap  # noqa: F401  (registers the offline CLAP with AutoModel)
 from prefcap.encoders.base import AudioTextEncoder
-from prefcap.io import verify_checksums, write_checksums
+from prefcap.io import file_sha256, verify_checksums, write_checksums
 
 DEFAULT_CLAP = "laion/clap-htsat-unfused"
 
@@ -56,15 +56,13 @@ class ClapEncoder(AudioTextEncoder):
     def from_pretrained(cls, name_or_path: str | Path = DEFAULT_CLAP, device: str | None = None,
                         **kwargs) -> ClapEncoder:
         """A hub id (e.g. laion/clap-htsat-unfused) or a local folder saved by `save`/`encoder-train`."""
-        source = str(name_or_path)
-        if Path(source).is_dir():
-            verify_checksums(source)
-        model = AutoModel.from_pretrained(source)
-        name = source
+        source = name = str(name_or_path)
         if Path(source).is_dir():  # identify a local model by its weights, not by where it lies
+            verified = verify_checksums(source)  # the weights' sha256 too, when the folder records it
             weights = next(Path(source).glob("*.safetensors"), None)
-            digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12] if weights else "unsaved"
+            digest = (verified.get(weights.name) or file_sha256(weights))[:12] if weights else "unsaved"
             name = f"local-{digest}"
+        model = AutoModel.from_pretrained(source)
         return cls(model, AutoFeatureExtractor.from_pretrained(source), AutoTokenizer.from_pretrained(source), name,
                    device=device, **kwargs)
 
