@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from record import record
+from record import median_seconds, record
 from transformers import AutoTokenizer, ClapConfig, ClapFeatureExtractor, ClapModel
 
 from prefcap.captioners.audio_bart import AudioBartCaptioner
@@ -31,18 +29,6 @@ from prefcap.provenance import machine, peak_rss_mb
 BART_BASE = {"d_model": 768, "encoder_layers": 6, "decoder_layers": 6, "encoder_attention_heads": 12,
              "decoder_attention_heads": 12, "encoder_ffn_dim": 3072, "decoder_ffn_dim": 3072,
              "max_position_embeddings": 1024}  # as BART-base; 1,024 audio frames hold 10.24 s
-
-
-def median_seconds(work, repeats: int) -> float:
-    work()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def parameters(model: torch.nn.Module) -> int:
@@ -59,6 +45,11 @@ def main() -> None:
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else contextlib.nullcontext())
+    sync = torch.cuda.synchronize if device == "cuda" else None
+
+    def timed(work) -> float:
+        return median_seconds(work, args.repeats, warmup=True, sync=sync)
+
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
 
@@ -75,7 +66,7 @@ def main() -> None:
                           batch_size=args.clips)
     clips_48k = [rng.uniform(-0.5, 0.5, 480_000).astype(np.float32) for _ in range(args.clips)]
     with autocast:
-        clap_seconds = median_seconds(lambda: encoder.embed_audio(clips_48k, 48_000), args.repeats)
+        clap_seconds = timed(lambda: encoder.embed_audio(clips_48k, 48_000))
 
     # captioner: BART-base-sized audio-BART; [CLS] / [SEP] serve as start / end of sequence
     tokenizer.add_special_tokens({"bos_token": "[CLS]", "eos_token": "[SEP]"})
@@ -104,10 +95,8 @@ def main() -> None:
         optimizer.zero_grad(set_to_none=False)
         (-(log_probs * samples.mask).sum() / samples.mask.sum()).backward()
 
-    parts = {"generate": median_seconds(generate, args.repeats),
-             "reference": median_seconds(reference_scores, args.repeats),
-             "forward_backward": median_seconds(forward_backward, args.repeats),
-             "optimizer": median_seconds(optimizer.step, args.repeats)}
+    parts = {"generate": timed(generate), "reference": timed(reference_scores),
+             "forward_backward": timed(forward_backward), "optimizer": timed(optimizer.step)}
     captions = args.clips * args.samples
     figures = {
         "device": device, "bf16_autocast": device == "cuda", "repeats": args.repeats,

@@ -9,13 +9,12 @@ training pairs). Target: each under 5 s. Merges its figures into bench/results.j
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from record import record
+from record import median_seconds, record
 from sqlalchemy import insert
 
 from prefcap.prefs.app import create_app
@@ -48,15 +47,6 @@ def fill(store: Store, pairs: int, judgments_per_pair: int, annotators: int, pai
         session.execute(insert(JudgmentRow), [
             {"id": row["id"], "assignment_id": row["id"], "choice": CHOICES[row["id"] % len(CHOICES)],
              "a_on_left": row["a_on_left"], "seconds": 4.0} for row in assignments])
-
-
-def median_seconds(work, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
