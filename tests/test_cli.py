@@ -82,6 +82,11 @@ def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
     assert {"heldout_accuracy", "heldout_pairs", "train_pairs", "annotator_ceiling", "close_pair_accuracy"} <= set(rm)
     assert rm["train_pairs"] + rm["heldout_pairs"] <= prefs["pairs_added"]
     assert (out / "reward" / "reliability.png").is_file()
+    uncertainty = rm["ensemble_uncertainty"]  # the ensemble variant's spread on each group of clips
+    assert set(uncertainty) == {"target clips it trained on", "held-out target clips", "source-domain clips",
+                                "held-out target clips, unseen event combinations"}
+    assert uncertainty["target clips it trained on"]["clips"] > 0 and uncertainty["source-domain clips"]["clips"] > 0
+    assert all(u["relative"] > 0 and u["raw"] > 0 for u in uncertainty.values() if u["clips"])
     # the saved model, evaluated again from the command line on its held-out clips, gives the same accuracy
     evaluated = run_cli("reward-eval", "--model", out / "reward", "--db", out / "prefs", "--encoder", out / "encoder",
                         "--json", tmp_path / "rm.json")

@@ -145,6 +145,30 @@ def test_the_ensemble_is_less_sure_off_its_training_distribution(toy, one_thread
     assert spread(unseen) > 1.5 * spread(seen)
 
 
+def test_group_relative_spread_ignores_a_head_s_free_constant():
+    # two heads equal but for the output bias: they agree on every preference, so within a clip's group of
+    # captions they are equally sure; only the raw spread sees the constant
+    model = RewardModel.new(RewardConfig(hidden=(4,), ensemble=2, dropout=0.0), "toy", 3)
+    model.heads[1].load_state_dict(model.heads[0].state_dict())
+    with torch.no_grad():
+        model.heads[1].mlp[-1].bias += 2.0
+    clip, text, extra = torch.randn(6, 3), torch.randn(6, 3), torch.zeros(6, 0)
+    mean, raw = model.rewards(clip, text, extra)
+    torch.testing.assert_close(raw, torch.full((6,), 2.0 / math.sqrt(2)))
+    mean_grouped, relative = model.rewards(clip, text, extra, group_size=3)
+    torch.testing.assert_close(mean_grouped, mean)
+    torch.testing.assert_close(relative, torch.zeros(6), atol=1e-6, rtol=0)
+    with torch.no_grad():  # heads that rank captions differently: the spread of each head's group-centred rewards
+        model.heads[1].mlp[-1].weight += 0.5
+    relative = model.rewards(clip, text, extra, group_size=3)[1]
+    members = model.member_rewards(clip, text, extra).reshape(2, 2, 3)
+    expected = (members - members.mean(dim=2, keepdim=True)).std(dim=0).flatten()
+    torch.testing.assert_close(relative, expected)
+    assert relative.abs().sum() > 0
+    with pytest.raises(PrefcapError, match="groups of 4"):
+        model.rewards(clip, text, extra, group_size=4)
+
+
 def test_a_model_refuses_embeddings_of_another_encoder(toy, tmp_path, one_thread):
     encoder, pairs, features = toy
     model = train_reward(pairs[:40], features.select(range(40)), SMALL, encoder.id, progress=False)

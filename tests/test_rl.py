@@ -48,7 +48,11 @@ def captioner_dir(corpus, tmp_path_factory) -> Path:
 class LengthReward:
     """A stand-in reward with a known optimum: short captions (minus the number of words)."""
 
-    def __call__(self, audio, captions, no_eos):
+    def __init__(self):
+        self.group_sizes: set[int] = set()  # how the trainer groups the captions it scores
+
+    def __call__(self, audio, captions, no_eos, group_size=1):
+        self.group_sizes.add(group_size)
         words = torch.tensor([float(len(c.split())) for c in captions])
         return -words - 5.0 * no_eos.float(), {"rm": -words}
 
@@ -175,8 +179,10 @@ def test_rl_learns_a_simple_reward_and_logs_every_term(corpus, captioner_dir, tm
     config = RLConfig(algorithm=algorithm, num_iterations=num_iterations, max_steps=30, batch_size=4,
                       num_generations=4, learning_rate=3e-3, beta=0.0, warmup_steps=0, max_new_tokens=12,
                       eval_every=15, save_steps=15)
-    metrics = train_rl(policy, LengthReward(), clips, torch.zeros(len(clips), 4), tmp_path, config,
+    reward = LengthReward()
+    metrics = train_rl(policy, reward, clips, torch.zeros(len(clips), 4), tmp_path, config,
                        eval_clips=clips[:4], eval_embeddings=torch.zeros(4, 4), progress=False)
+    assert reward.group_sizes == {4, 1}  # each clip's 4 samples together (group-relative spread); greedy eval alone
     log = read_log(tmp_path / "log.jsonl")
     train = [r for r in log if r["split"] == "train"]
     assert [r["step"] for r in train] == list(range(1, 31))
@@ -208,11 +214,11 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(corpus, capt
     class Crash(LengthReward):
         calls = 0
 
-        def __call__(self, *args):
+        def __call__(self, *args, **kwargs):
             Crash.calls += 1
             if Crash.calls == 4:  # during step 4, after the checkpoint of step 2... and before that of step 4
                 raise KeyboardInterrupt
-            return super().__call__(*args)
+            return super().__call__(*args, **kwargs)
 
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "resumed", Crash())

@@ -200,7 +200,8 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
     )
     reward_config = replace(REWARD[config.size], seed=config.seed)
     _, timings["reward"] = run_stage(
-        out / "reward", {"reward": asdict(reward_config), "variants": REWARD_VARIANTS},
+        out / "reward", {"reward": asdict(reward_config), "variants": REWARD_VARIANTS,
+                         "uncertainty": {"ensemble": UNCERTAINTY_ENSEMBLE, "captions": UNCERTAINTY_CAPTIONS}},
         lambda tmp: train_demo_reward(out, tmp, reward_config, progress),
         inputs=[out / "encoder", out / "prefs" / "prefs.sqlite", out / "baseline_eval"],
     )
@@ -372,9 +373,53 @@ def evaluate_baseline(out: Path, tmp: Path, seed: int, progress: bool) -> None:
     (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
 
+UNCERTAINTY_ENSEMBLE = "ensemble of 5"  # the variant whose spread the demo measures
+UNCERTAINTY_CAPTIONS = 5  # the references of each clip: the same kind of caption for every group of clips
+
+
+def ensemble_uncertainty(out: Path, ensemble: RewardModel, encoder: ClapEncoder,
+                         trained_on: list[Clip]) -> dict[str, dict]:
+    """Where an ensemble trained on the target `prefs` clips is unsure: its mean group-relative spread
+    (`RewardModel.rewards`) over the reference captions of the clips it trained on, held-out target clips,
+    held-out target clips whose event combination it never saw, and source-domain clips. Scoring the same kind
+    of caption everywhere leaves the clips as the only difference. With a 95 % clip-bootstrap interval; the raw
+    spread, which also counts each head's free per-clip constant, is shown beside it."""
+    references: dict[str, list[str]] = {}
+    clips: dict[str, list[Clip]] = {}
+    for domain in ("target", "source"):
+        for caption in read_captions(out / "data" / domain / "captions.jsonl"):
+            references.setdefault(caption.clip_id, []).append(caption.text)
+        clips[domain] = [c for c in read_clips(out / "data" / domain / "clips.jsonl") if c.split == "test"]
+    seen_events = {frozenset(scene_of(clip).classes) for clip in trained_on}
+    groups = {
+        "target clips it trained on": trained_on,
+        "held-out target clips": clips["target"],
+        "held-out target clips, unseen event combinations": [
+            c for c in clips["target"] if frozenset(scene_of(c).classes) not in seen_events],
+        "source-domain clips": clips["source"],
+    }
+    cache = EmbeddingCache(out / "cache", encoder)
+    rng = np.random.default_rng(0)
+    spread = {}
+    for name, group in groups.items():
+        if not group:
+            spread[name] = {"clips": 0, "relative": None, "relative_ci": None, "raw": None}
+            continue
+        audio = cache.embed_clips(group, progress=False).repeat_interleave(UNCERTAINTY_CAPTIONS, dim=0)
+        texts = [text for clip in group for text in references[clip.id][:UNCERTAINTY_CAPTIONS]]
+        text, no_extra = encoder.embed_text(texts), torch.zeros(len(texts), 0)
+        relative = ensemble.rewards(audio, text, no_extra, UNCERTAINTY_CAPTIONS)[1]
+        per_clip = relative.reshape(len(group), UNCERTAINTY_CAPTIONS).mean(dim=1).numpy()
+        resampled = rng.choice(per_clip, (1000, len(per_clip))).mean(axis=1)  # clip bootstrap
+        spread[name] = {"clips": len(group), "relative": float(per_clip.mean()),
+                        "relative_ci": [float(np.quantile(resampled, 0.025)), float(np.quantile(resampled, 0.975))],
+                        "raw": float(ensemble.rewards(audio, text, no_extra)[1].mean())}
+    return spread
+
+
 def train_demo_reward(out: Path, tmp: Path, config: RewardConfig, progress: bool) -> None:
     """The paper's reward model on the simulated judgments (held-out clips, learning curve), the variants on
-    the same split, and where an ensemble is unsure: target clips it trained on vs. unseen clips."""
+    the same split, and where the ensemble variant is unsure (`ensemble_uncertainty`)."""
     encoder = ClapEncoder.from_pretrained(out / "encoder", device="cpu")
     store = Store(out / "prefs" / "prefs.sqlite", create=False)
     cache = out / "cache"
@@ -382,39 +427,16 @@ def train_demo_reward(out: Path, tmp: Path, config: RewardConfig, progress: bool
     pairs = pairs_from_rows(store.judgment_rows())
     train, test = split_by_clip(pairs, 0.2, seed=config.seed)  # the split train_from_store used
     audio = audio_embeddings(store, encoder, [p.clip_id for p in pairs], cache, progress)
-    variants = {}
+    variants, models = {}, {}
     for name, changes in REWARD_VARIANTS.items():
         variant = replace(config, **changes)
-        model = train_reward(train, pair_features(train, encoder, audio=audio, fluency=variant.fluency_features),
-                             variant, encoder.id, progress=False)
+        models[name] = train_reward(train, pair_features(train, encoder, audio=audio,
+                                                         fluency=variant.fluency_features),
+                                    variant, encoder.id, progress=False)
         test_features = pair_features(test, encoder, audio=audio, fluency=variant.fluency_features)
-        variants[name] = evaluate_reward(model, test, test_features)
-    ensemble = train_reward(train, pair_features(train, encoder, audio=audio), replace(config, ensemble=5),
-                            encoder.id, progress=False)
-
-    def spread(clip_vectors: list, captions: list[str]) -> float:
-        no_extra = torch.zeros(len(captions), 0)
-        return float(ensemble.rewards(torch.stack(clip_vectors), encoder.embed_text(captions), no_extra)[1].mean())
-
-    def greedy_captions(domain: str) -> tuple[list, list[str], list[Clip]]:
-        """The baseline's greedy captions of a domain's test clips (from baseline_eval), with their audio."""
-        by_id = {c.id: c for c in read_clips(out / "data" / domain / "clips.jsonl")}
-        captions = read_captions(out / "baseline_eval" / f"captions-{domain}-test.jsonl")
-        owners = [by_id[c.clip_id] for c in captions]
-        vectors = list(EmbeddingCache(cache, encoder).embed_clips(owners, progress=False))
-        return vectors, [c.text for c in captions], owners
-
-    seen_events = {frozenset(scene_of(store.clip(p.clip_id)).classes) for p in train}
-    target_vectors, target_texts, target_owners = greedy_captions("target")
-    unseen = [k for k, clip in enumerate(target_owners) if frozenset(scene_of(clip).classes) not in seen_events]
-    uncertainty = {
-        "captions of the target clips it trained on": spread([audio[p.clip_id] for p in train],
-                                                             [p.caption_a for p in train]),
-        "greedy captions, held-out target clips": spread(target_vectors, target_texts),
-        "greedy captions, target clips with unseen event combinations": spread(
-            [target_vectors[k] for k in unseen], [target_texts[k] for k in unseen]),
-        "greedy captions, source-domain clips": spread(*greedy_captions("source")[:2]),
-    }
+        variants[name] = evaluate_reward(models[name], test, test_features)
+    trained_on = [store.clip(clip_id) for clip_id in sorted({p.clip_id for p in train})]
+    uncertainty = ensemble_uncertainty(out, models[UNCERTAINTY_ENSEMBLE], encoder, trained_on)
     store.close()
     (tmp / "demo_metrics.json").write_text(json.dumps(
         {**metrics, "variants": variants, "ensemble_uncertainty": uncertainty}, indent=2, default=float))
@@ -501,6 +523,8 @@ def summary_table(results: dict) -> str:
     lines.append("  variants: " + ", ".join(f"{name} {acc:.3f}" for name, acc in rm["variants"].items()))
     curve = " ".join(f"{c['strategy'][0]}{c['pairs']}={c['accuracy']:.3f}" for c in rm["learning_curve"])
     lines.append(f"  learning curve (r: random, u: uncertain): {curve}")
+    spreads = ", ".join(f"{name} {u['relative']:.4f}" for name, u in rm["ensemble_uncertainty"].items() if u["clips"])
+    lines.append(f"  ensemble of 5, group-relative spread over 5 references per clip: {spreads}")
     rl = results["rl"]
     first, last = rl["heldout"][0], rl["heldout"][-1]
     lines.append(f"RL ({rl['algorithm']}, {rl['steps']} steps, {rl['captions_per_second']:.0f} captions/s): held-out "

@@ -97,11 +97,23 @@ class RewardModel:
         self.heads.eval()
         return torch.stack([head(clip, text, extra) for head in self.heads])
 
-    def rewards(self, clip: torch.Tensor, text: torch.Tensor, extra: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean reward r, its spread across heads: 0 for a single head)."""
+    def rewards(self, clip: torch.Tensor, text: torch.Tensor, extra: torch.Tensor,
+                group_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean reward r, its spread across heads: 0 for a single head).
+
+        Bradley–Terry fixes each head's rewards only up to a constant per clip, and heads that differ by such a
+        constant agree on every preference. When the rows come in consecutive groups of `group_size` captions of
+        one clip (RL's generations), each head is first centred on its group's mean, so the spread measures
+        disagreement about the captions, not about that constant."""
         members = self.member_rewards(clip, text, extra)
-        spread = members.std(dim=0) if len(self.heads) > 1 else torch.zeros(members.shape[1])
-        return members.mean(dim=0), spread
+        if len(self.heads) == 1:
+            return members[0], torch.zeros(members.shape[1])
+        if group_size > 1:
+            if members.shape[1] % group_size:
+                raise PrefcapError(f"{members.shape[1]} rewards do not split into groups of {group_size}")
+            grouped = members.reshape(len(self.heads), -1, group_size)
+            return members.mean(dim=0), (grouped - grouped.mean(dim=2, keepdim=True)).std(dim=0).flatten()
+        return members.mean(dim=0), members.std(dim=0)
 
     def member_margins(self, features: PairFeatures) -> torch.Tensor:
         """[k, n] r(a) − r(b) per head."""

@@ -2,6 +2,7 @@
 
     total = r_RM(audio, caption)                       the learned preference score (pre-sigmoid)
           - uncertainty_coef * std over ensemble heads  distrust captions the reward model is unsure about
+                                                        (within the clip's group: see RewardModel.rewards)
           + clap_coef * cos(audio, caption)             optional CLAP audio–text agreement
           - repetition_penalty * repeated n-grams       "a dog barks while a dog growls"
           - truncation_penalty * [bad or missing end]   "... followed by", or no end-of-sequence token
@@ -56,13 +57,14 @@ class CaptionReward:
 
     @torch.no_grad()
     def __call__(self, audio: torch.Tensor, captions: Sequence[str],
-                 no_eos: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """(total [n], {term: [n]}) for caption k of the clip whose audio embedding is audio[k]."""
+                 no_eos: torch.Tensor, group_size: int = 1) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(total [n], {term: [n]}) for caption k of the clip whose audio embedding is audio[k]; rows in
+        consecutive groups of `group_size` captions of one clip get the group-relative ensemble spread."""
         t = self.terms
         text = self.encoder.embed_text(list(captions))
         audio = audio.to(text.device)
         extra = fluency_features(captions) if self.model.config.fluency_features else torch.zeros(len(captions), 0)
-        rm, spread = self.model.rewards(audio, text, extra)
+        rm, spread = self.model.rewards(audio, text, extra, group_size)
         words = torch.tensor([len(caption_words(c)) for c in captions], dtype=torch.float32)
         terms = {
             "rm": rm,

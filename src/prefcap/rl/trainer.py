@@ -233,7 +233,8 @@ def train_rl(policy: Captioner, reward: CaptionReward, clips: Sequence[AudioOnly
 
         texts = [text for per_clip in samples.texts for text in per_clip]
         clip_embeddings = audio_embeddings[torch.as_tensor(mine)]
-        rewards, terms = reward(clip_embeddings.repeat_interleave(k, dim=0), texts, samples.truncated)
+        rewards, terms = reward(clip_embeddings.repeat_interleave(k, dim=0), texts, samples.truncated,
+                                group_size=k)
         greedy_rewards = None
         if greedy_samples is not None:
             greedy_rewards = reward(clip_embeddings, [t[0] for t in greedy_samples.texts], greedy_samples.truncated)[0]
