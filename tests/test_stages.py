@@ -13,8 +13,9 @@ def test_a_stage_reruns_only_when_config_or_input_content_changes(tmp_path):
         (tmp / "out.txt").write_text(source.read_text().upper())
 
     out = tmp_path / "stage"
-    assert run_stage(out, {"a": 1}, build, [source])[0]
-    assert not run_stage(out, {"a": 1}, build, [source])[0]
+    ran, seconds = run_stage(out, {"a": 1}, build, [source])
+    assert ran and seconds > 0
+    assert run_stage(out, {"a": 1}, build, [source]) == (False, seconds)  # skipped: the time it took to build
     assert run_stage(out, {"a": 2}, build, [source])[0]
     source.write_text("v2")
     assert run_stage(out, {"a": 2}, build, [source])[0]

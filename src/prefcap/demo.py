@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -117,15 +117,20 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
         raise PrefcapError(f"unknown size {config.size!r}; expected one of {sorted(SIZES)}")
     sizes = SIZES[config.size]
     out = Path(out)
-    timings: dict[str, float] = {}
+    timings: dict[str, float] = {}  # each stage's build time, whether built now or by an earlier run
+    cached: list[str] = []  # the stages this run found finished and skipped
     start = time.perf_counter()
+
+    def stage(name: str, folder: Path, key: dict, build: Callable[[Path], None], inputs: Iterable[Path] = ()) -> None:
+        ran, timings[name] = run_stage(folder, key, build, inputs)
+        if not ran:
+            cached.append(name)
 
     for domain in ("general", "source", "target"):
         synth = SynthConfig(n=sizes[f"{domain}_clips"], domain=domain, seed=config.seed,
                             sample_rate=config.sample_rate)
-        _, timings[f"synth_{domain}"] = run_stage(
-            out / "data" / domain, asdict(synth), lambda tmp, s=synth: synthesize(tmp, s, progress)
-        )
+        stage(f"synth_{domain}", out / "data" / domain, asdict(synth),
+              lambda tmp, s=synth: synthesize(tmp, s, progress))
 
     target_clips = out / "data" / "target" / "clips.jsonl"
     general = out / "data" / "general"
@@ -135,8 +140,8 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
         clips = [c for c in read_clips(general / "clips.jsonl") if c.split == "train"]
         train_encoder(clips, read_captions(general / "captions.jsonl"), tmp, encoder_config, progress)
 
-    _, timings["encoder_train"] = run_stage(out / "encoder", asdict(encoder_config), train_offline_clap,
-                                            inputs=[general / "clips.jsonl", general / "captions.jsonl"])
+    stage("encoder_train", out / "encoder", asdict(encoder_config), train_offline_clap,
+          inputs=[general / "clips.jsonl", general / "captions.jsonl"])
 
     def evaluate_encoder(tmp: Path) -> None:
         encoder = ClapEncoder.from_pretrained(out / "encoder", device="cpu")
@@ -147,17 +152,15 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
                    "text_to_audio": text_to_audio_recall(audio, encoder.embed_text([references[c.id] for c in test]))}
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
-    _, timings["encoder_eval"] = run_stage(out / "encoder_eval", {"clips": "target-test"}, evaluate_encoder,
-                                           inputs=[out / "encoder", target_clips])
+    stage("encoder_eval", out / "encoder_eval", {"clips": "target-test"}, evaluate_encoder,
+          inputs=[out / "encoder", target_clips])
 
     def check_annotators(tmp: Path) -> None:
         report = annotator_report(read_clips(target_clips), config.seed, sizes["annotator_pairs"])
         (tmp / "report.json").write_text(json.dumps(report, indent=2))
 
-    _, timings["annotator_checks"] = run_stage(
-        out / "annotators", {"seed": config.seed, "pairs": sizes["annotator_pairs"]}, check_annotators,
-        inputs=[target_clips],
-    )
+    stage("annotator_checks", out / "annotators", {"seed": config.seed, "pairs": sizes["annotator_pairs"]},
+          check_annotators, inputs=[target_clips])
     source = out / "data" / "source"
     captioner_size, sft_config = BASELINE[config.size]
 
@@ -170,15 +173,12 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
         train_captioner(captioner, train, captions, [c for c in clips if c.split == "val"], captions, tmp,
                         sft_config, progress)
 
-    _, timings["baseline_train"] = run_stage(
-        out / "captioner-baseline", {"size": captioner_size, "sft": asdict(sft_config), "seed": config.seed},
-        train_baseline, inputs=[source / "clips.jsonl", source / "captions.jsonl"],
-    )
-    _, timings["baseline_eval"] = run_stage(
-        out / "baseline_eval", {"seed": config.seed},
-        lambda tmp: evaluate_baseline(out, tmp, config.seed, progress),
-        inputs=[out / "captioner-baseline", source / "clips.jsonl", target_clips],
-    )
+    stage("baseline_train", out / "captioner-baseline",
+          {"size": captioner_size, "sft": asdict(sft_config), "seed": config.seed},
+          train_baseline, inputs=[source / "clips.jsonl", source / "captions.jsonl"])
+    stage("baseline_eval", out / "baseline_eval", {"seed": config.seed},
+          lambda tmp: evaluate_baseline(out, tmp, config.seed, progress),
+          inputs=[out / "captioner-baseline", source / "clips.jsonl", target_clips])
     pairs_config, overlap = PREFERENCES[config.size]
     pairs_config = replace(pairs_config, seed=config.seed)
 
@@ -194,17 +194,15 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
                    "mean_cohen_kappa": float(np.mean([a["mean_cohen_kappa"] for a in quality["annotators"]]))}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
 
-    _, timings["preferences"] = run_stage(
-        out / "prefs", {"pairs": asdict(pairs_config), "overlap": overlap, "panel": "train"}, collect_preferences,
-        inputs=[out / "captioner-baseline", target_clips],
-    )
+    stage("preferences", out / "prefs", {"pairs": asdict(pairs_config), "overlap": overlap, "panel": "train"},
+          collect_preferences, inputs=[out / "captioner-baseline", target_clips])
     reward_config = replace(REWARD[config.size], seed=config.seed)
-    _, timings["reward"] = run_stage(
-        out / "reward", {"reward": asdict(reward_config), "variants": REWARD_VARIANTS,
-                         "uncertainty": {"ensemble": UNCERTAINTY_ENSEMBLE, "captions": UNCERTAINTY_CAPTIONS}},
-        lambda tmp: train_demo_reward(out, tmp, reward_config, progress),
-        inputs=[out / "encoder", out / "prefs" / "prefs.sqlite", out / "baseline_eval"],
-    )
+    stage("reward", out / "reward",
+          {"reward": asdict(reward_config), "variants": REWARD_VARIANTS,
+           "uncertainty": {"ensemble": UNCERTAINTY_ENSEMBLE, "captions": UNCERTAINTY_CAPTIONS}},
+          lambda tmp: train_demo_reward(out, tmp, reward_config, progress),
+          inputs=[out / "encoder", out / "prefs" / "prefs.sqlite", target_clips, source / "clips.jsonl",
+                  *(out / "data" / domain / "captions.jsonl" for domain in ("target", "source"))])
     rl_config = replace(RL[config.size], seed=config.seed)
 
     def align_with_rl(tmp: Path) -> None:
@@ -213,8 +211,8 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
                eval_split="val", eval_clips=RL_EVAL_CLIPS[config.size], cache_root=out / "cache", progress=progress,
                device="cpu")
 
-    _, timings["rl"] = run_stage(out / "rl", {"rl": asdict(rl_config), "eval_clips": RL_EVAL_CLIPS[config.size]},
-                                 align_with_rl, inputs=[out / "captioner-baseline", out / "reward", target_clips])
+    stage("rl", out / "rl", {"rl": asdict(rl_config), "eval_clips": RL_EVAL_CLIPS[config.size]},
+          align_with_rl, inputs=[out / "captioner-baseline", out / "reward", target_clips])
     # The paper's comparison: the baseline fine-tuned on the ground-truth references of the same target clips
     # RL trains on, with the baseline's SFT recipe and as many optimizer steps as RL takes (early stopping on
     # the target `val` clips).
@@ -226,9 +224,8 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
                         [c for c in clips if c.split == "rl"], captions, [c for c in clips if c.split == "val"],
                         captions, tmp / "captioner", supervised_config, progress)
 
-    _, timings["supervised"] = run_stage(
-        out / "supervised", {"sft": asdict(supervised_config)}, train_supervised,
-        inputs=[out / "captioner-baseline", target_clips, target_clips.with_name("captions.jsonl")])
+    stage("supervised", out / "supervised", {"sft": asdict(supervised_config)}, train_supervised,
+          inputs=[out / "captioner-baseline", target_clips, target_clips.with_name("captions.jsonl")])
     dpo_config = replace(DPO[config.size], seed=config.seed)
 
     def align_with_dpo(tmp: Path) -> None:
@@ -236,14 +233,14 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
         run_dpo(out / "captioner-baseline", store, tmp / "captioner", dpo_config, progress=progress, device="cpu")
         store.close()
 
-    _, timings["dpo"] = run_stage(out / "dpo", {"dpo": asdict(dpo_config)}, align_with_dpo,
-                                  inputs=[out / "captioner-baseline", out / "prefs" / "prefs.sqlite"])
-    _, timings["eval"] = run_stage(
-        out / "eval", {"systems": SYSTEMS, "comparisons": COMPARISONS, "seed": config.seed, "ranking": "eval panel"},
-        lambda tmp: evaluate_demo_systems(out, tmp, config.seed, progress),
-        inputs=[out / "encoder", out / "reward", target_clips, *(out / folder for folder in SYSTEMS.values())],
-    )
-    timings["total"] = time.perf_counter() - start
+    stage("dpo", out / "dpo", {"dpo": asdict(dpo_config)}, align_with_dpo,
+          inputs=[out / "captioner-baseline", out / "prefs" / "prefs.sqlite"])
+    stage("eval", out / "eval",
+          {"systems": SYSTEMS, "comparisons": COMPARISONS, "seed": config.seed, "ranking": "eval panel"},
+          lambda tmp: evaluate_demo_systems(out, tmp, config.seed, progress),
+          inputs=[out / "encoder", out / "reward", target_clips, *(out / folder for folder in SYSTEMS.values())])
+    timings["total"] = sum(timings.values())
+    timings["this_run"] = time.perf_counter() - start
 
     evaluation = json.loads((out / "eval" / "metrics.json").read_text())
     results = {
@@ -260,6 +257,7 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
         **{key: evaluation[key] for key in ("systems", "pairwise", "ranking")},
         "resources": {"peak_rss_mb": peak_rss_mb()},
         "timings_s": timings,
+        "cached_stages": cached,
     }
     with atomic_write(out / "results.json") as handle:
         json.dump(results, handle, indent=2)

@@ -42,12 +42,14 @@ def run_stage(
 ) -> tuple[bool, float]:
     """Build `out_dir` with `build(tmp_dir)` unless it is already built with the same key.
 
-    Returns (ran, seconds)."""
+    Returns (ran, seconds): whether it ran now, and how long building it took (now, or when it was built)."""
     out_dir = Path(out_dir)
     key = stage_key(config, inputs)
     marker = out_dir / KEY_FILE
-    if marker.is_file() and json.loads(marker.read_text()).get("key") == key:
-        return False, 0.0
+    if marker.is_file():
+        recorded = json.loads(marker.read_text())
+        if recorded.get("key") == key:
+            return False, float(recorded.get("seconds", 0.0))
     start = time.perf_counter()
     tmp = out_dir.with_name(f".{out_dir.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
