@@ -11,12 +11,10 @@ from transformers import ClapFeatureExtractor
 from prefcap.data.audio import load_audio
 from prefcap.data.records import read_captions, read_clips
 from prefcap.data.synth.corpus import SynthConfig, synthesize
-from prefcap.data.synth.lexicon import CLASS_NAMES, CLASSES
-from prefcap.data.synth.scene import Event, Scene
 from prefcap.encoders.clap import ClapEncoder
 from prefcap.encoders.evaluate import text_to_audio_recall
 from prefcap.encoders.offline_clap import OfflineClapConfig, OfflineClapModel
-from prefcap.encoders.train import EncoderTrainConfig, event_label_names, event_labels_of, positives, train_encoder
+from prefcap.encoders.train import EncoderTrainConfig, positives, train_encoder
 from tiny_models import CLAP_TEXTS, save_tiny_clap
 
 SR = 16_000
@@ -109,17 +107,6 @@ def test_event_head_adds_a_multi_label_loss():
     assert torch.allclose(with_events - plain, expected, atol=1e-5)
 
 
-def test_attribute_labels_name_each_present_event_s_attributes():
-    scene = Scene((Event("siren", {"loudness": "loud", "pitch": "high"}, 0.0, 2.0),
-                   Event("rain", {"loudness": "soft"}, 0.0, 5.0, background=True)), ((0,),), 1, 5.0)
-    names = event_label_names(attributes=True)
-    assert names[:len(CLASS_NAMES)] == list(CLASS_NAMES) and event_label_names(attributes=False) == list(CLASS_NAMES)
-    assert len(names) == len(CLASS_NAMES) + sum(2 * len(CLASSES[c].attributes) for c in CLASS_NAMES)
-    assert "rain:high" not in names  # rain has no pitch
-    named = {name for name, on in zip(names, event_labels_of(scene, names), strict=True) if on}
-    assert named == {"siren", "siren:loud", "siren:high", "rain", "rain:soft"}
-
-
 def test_label_captions_are_positive_for_every_clip_that_has_those_events():
     mask = positives([frozenset({"siren", "rain"}), frozenset({"rain"}), None],
                      [None, frozenset({"rain"}), frozenset({"siren"})])
@@ -138,9 +125,8 @@ def test_offline_clap_trains_saves_and_loads(tmp_path):
     clips = read_clips(tmp_path / "data" / "clips.jsonl")
     captions = read_captions(tmp_path / "data" / "captions.jsonl")
     config = EncoderTrainConfig(epochs=4, batch_size=16, audio_channels=(16, 16, 16, 16), text_hidden=32,
-                                text_layers=1, projection_dim=32, vocab_size=300, attribute_labels=True)
+                                text_layers=1, projection_dim=32, vocab_size=300)
     encoder = train_encoder(clips, captions, tmp_path / "encoder", config, progress=False)
-    assert encoder.model.event_head.out_features == len(event_label_names(attributes=True))
     assert (tmp_path / "encoder" / "config.json").is_file() and encoder.dim == 32
     audio = encoder.embed_audio([load_audio(c.audio_path, SR) for c in clips[:4]], SR)
     assert audio.shape == (4, 32) and torch.allclose(audio.norm(dim=1), torch.ones(4), atol=1e-5)

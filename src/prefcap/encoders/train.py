@@ -23,7 +23,7 @@ from prefcap.data.audio import load_audio
 from prefcap.data.records import Caption, Clip
 from prefcap.data.synth.agreement import false_caption
 from prefcap.data.synth.grammar import keyword_caption
-from prefcap.data.synth.lexicon import ADJECTIVES, CLASS_NAMES, CLASSES
+from prefcap.data.synth.lexicon import CLASS_NAMES
 from prefcap.data.synth.scene import Scene
 from prefcap.encoders.clap import ClapEncoder
 from prefcap.encoders.offline_clap import OfflineClapConfig, OfflineClapModel
@@ -51,9 +51,6 @@ class EncoderTrainConfig:
     projection_dim: int = 512  # LAION CLAP's
     event_head: bool = True  # auxiliary multi-label event loss on synthetic clips (their labels are known)
     event_loss_weight: float = 3.0
-    # the event head also names each present event's attributes ("siren:loud", "siren:high", ...): without it
-    # the audio embedding barely encodes loudness, pitch or rate, which the annotators judge
-    attribute_labels: bool = False
     keyword_prob: float = 0.5  # share of synthetic clips paired with a label caption instead of a reference
     # per synthetic clip in a batch, one fluent caption that is false of it (an event swapped or added, an
     # attribute flipped) joins the batch as a negative: the embedding must tell "what is said" apart, not only
@@ -71,8 +68,7 @@ def build_clap(config: EncoderTrainConfig, vocab_size: int) -> tuple[OfflineClap
     model = OfflineClapModel(OfflineClapConfig(
         vocab_size=vocab_size, n_mels=config.n_mels, audio_channels=config.audio_channels,
         text_hidden=config.text_hidden, text_layers=config.text_layers, max_text_tokens=config.max_text_tokens,
-        projection_dim=config.projection_dim,
-        event_classes=len(event_label_names(config.attribute_labels)) if config.event_head else 0,
+        projection_dim=config.projection_dim, event_classes=len(CLASS_NAMES) if config.event_head else 0,
         event_loss_weight=config.event_loss_weight,
     ))
     return model, extractor
@@ -112,20 +108,6 @@ def positives(batch_classes: Sequence[frozenset[str] | None], texts: Sequence[fr
     return mask
 
 
-def event_label_names(attributes: bool) -> list[str]:
-    """The event head's outputs: one per class, then with `attributes` one per (class, attribute value)."""
-    names = list(CLASS_NAMES)
-    if attributes:
-        names += [f"{cls}:{value}" for cls in CLASS_NAMES for attribute in CLASSES[cls].attributes
-                  for value in ADJECTIVES[attribute]]
-    return names
-
-
-def event_labels_of(scene: Scene, names: Sequence[str]) -> list[bool]:
-    present = {e.cls for e in scene.events} | {f"{e.cls}:{v}" for e in scene.events for v in e.attributes.values()}
-    return [name in present for name in names]
-
-
 def train_encoder(clips: Sequence[Clip], captions: Sequence[Caption], out_dir: str | Path,
                   config: EncoderTrainConfig = EncoderTrainConfig(), progress: bool = True) -> ClapEncoder:
     """Train on (clip, one of its references) pairs; a new reference is drawn for each clip every epoch."""
@@ -143,12 +125,10 @@ def train_encoder(clips: Sequence[Clip], captions: Sequence[Caption], out_dir: s
     encoder = ClapEncoder(model, extractor, tokenizer, "offline", device="cpu", max_text_tokens=config.max_text_tokens)
     features = torch.cat([_window_features(encoder, clips[i : i + 256], config) for i in range(0, len(clips), 256)])
 
-    scenes = [Scene.from_dict(c.metadata["scene"]) if "scene" in c.metadata else None for c in clips]
-    clip_classes = [scene.classes if scene is not None else None for scene in scenes]
+    clip_classes = [Scene.from_dict(c.metadata["scene"]).classes if "scene" in c.metadata else None for c in clips]
     event_labels = None
-    if config.event_head and all(scene is not None for scene in scenes):
-        names = event_label_names(config.attribute_labels)
-        event_labels = torch.tensor([event_labels_of(scene, names) for scene in scenes]).float()
+    if config.event_head and all(classes is not None for classes in clip_classes):
+        event_labels = torch.tensor([[c in classes for c in CLASS_NAMES] for classes in clip_classes]).float()
     steps_per_epoch = len(clips) // config.batch_size
     total_steps = steps_per_epoch * config.epochs
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
