@@ -522,8 +522,12 @@ def summary_table(results: dict) -> str:
     lines.append("  variants: " + ", ".join(f"{name} {acc:.3f}" for name, acc in rm["variants"].items()))
     curve = " ".join(f"{c['strategy'][0]}{c['pairs']}={c['accuracy']:.3f}" for c in rm["learning_curve"])
     lines.append(f"  learning curve (r: random, u: uncertain): {curve}")
-    spreads = ", ".join(f"{name} {u['relative']:.4f}" for name, u in rm["ensemble_uncertainty"].items() if u["clips"])
-    lines.append(f"  ensemble of 5, group-relative spread over 5 references per clip: {spreads}")
+    # a results.json from before 2026-11-27 holds one raw spread per group and no cached_stages: show what it has
+    spreads = ", ".join(f"{name} {u['relative']:.4f}" for name, u in rm["ensemble_uncertainty"].items()
+                        if isinstance(u, dict) and u["clips"])
+    if spreads:
+        lines.append(f"  {UNCERTAINTY_ENSEMBLE}, group-relative spread over {UNCERTAINTY_CAPTIONS} references per "
+                     f"clip: {spreads}")
     rl = results["rl"]
     first, last = rl["heldout"][0], rl["heldout"][-1]
     lines.append(f"RL ({rl['algorithm']}, {rl['steps']} steps, {rl['captions_per_second']:.0f} captions/s): held-out "
@@ -540,6 +544,6 @@ def summary_table(results: dict) -> str:
                      f"[{row['ci_low']:.1%}, {row['ci_high']:.1%}], sign test p = {row['sign_test_p']:.2g}")
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in results["timings_s"].items())
     cached = (f"; {len(results['cached_stages'])} stages already built, this run {results['this_run_s']:.1f}s"
-              if results["cached_stages"] else "")
+              if results.get("cached_stages") else "")
     lines.append(f"timings: {timings}{cached}; peak RSS {results['resources']['peak_rss_mb']:.0f} MB")
     return "\n".join(lines)
