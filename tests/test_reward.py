@@ -96,19 +96,20 @@ class ToyEncoder:
         return torch.stack([self.vector(int(w[1:]) for w in text.split()) for text in texts])
 
 
-def toy_pairs(encoder: ToyEncoder, n: int, events: list[int], seed: int):
-    """Pairs of one correct and one hallucinating caption of clips built from `events`; votes by a noiseless
-    annotator, so the correct caption is always preferred."""
+def toy_pairs(encoder: ToyEncoder, n: int, events: list[int], seed: int, per_clip: int = 2,
+              votes: tuple[int, int] = (3, 0)):
+    """Pairs of one correct and one hallucinating caption of clips of `per_clip` events drawn from `events`;
+    by default the votes of noiseless annotators, so the correct caption is always preferred."""
     rng = np.random.default_rng(seed)
     pairs, audio = [], {}
     for k in range(n):
-        present = sorted(rng.choice(events, 2, replace=False).tolist())
+        present = sorted(rng.choice(events, per_clip, replace=False).tolist())
         absent = int(rng.choice([e for e in range(len(encoder.directions)) if e not in present]))
         clip_id = f"s{seed}-{k}"
         audio[clip_id] = encoder.vector(present)
         good, bad = " ".join(f"e{e}" for e in present), f"e{present[0]} e{absent}"
-        pairs.append(PreferencePair(clip_id, good, bad, 3, 0, 0) if k % 2 else
-                     PreferencePair(clip_id, bad, good, 0, 3, 0))
+        pairs.append(PreferencePair(clip_id, good, bad, *votes, 0) if k % 2 else
+                     PreferencePair(clip_id, bad, good, *votes[::-1], 0))
     return pairs, audio
 
 
@@ -143,6 +144,24 @@ def test_the_ensemble_is_less_sure_off_its_training_distribution(toy, one_thread
     unseen_pairs, unseen_audio = toy_pairs(encoder, 100, events=list(range(4, 10)), seed=2)  # new combinations
     unseen = [(unseen_audio[p.clip_id], p.caption_a) for p in unseen_pairs]
     assert spread(unseen) > 1.5 * spread(seen)
+
+
+def test_within_a_clip_the_ensemble_is_less_sure_off_its_training_distribution(one_thread):
+    # trained on 2-event clips of events 0-5 with split votes (2 : 1, so margins stay bounded); each clip's
+    # correct and hallucinating caption scored as one group
+    encoder = ToyEncoder()
+    pairs, audio = toy_pairs(encoder, 300, events=list(range(6)), seed=1, votes=(2, 1))
+    model = train_reward(pairs, pair_features(pairs, encoder, audio=audio),
+                         RewardConfig(**{**SMALL.__dict__, "ensemble": 5}), encoder.id, progress=False)
+
+    def spread(scored: list[PreferencePair], clip_audio: dict) -> float:
+        clip = torch.stack([clip_audio[p.clip_id] for p in scored]).repeat_interleave(2, dim=0)
+        text = encoder.embed_text([caption for p in scored for caption in (p.caption_a, p.caption_b)])
+        return model.rewards(clip, text, torch.zeros(len(text), 0), group_size=2)[1].mean().item()
+
+    trained_on = spread(pairs[:100], audio)
+    assert spread(*toy_pairs(encoder, 100, events=list(range(4, 10)), seed=2)) > 1.5 * trained_on  # new events
+    assert spread(*toy_pairs(encoder, 100, events=list(range(6)), seed=3, per_clip=3)) > 1.5 * trained_on  # new layout
 
 
 def test_group_relative_spread_ignores_a_head_s_free_constant():
