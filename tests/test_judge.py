@@ -14,7 +14,9 @@ from prefcap.data.synth.judge import (
     caption_quality,
     majority,
     scene_of,
+    score_terms,
 )
+from prefcap.data.synth.parse import parse_caption
 from prefcap.errors import PrefcapError
 
 
@@ -93,3 +95,14 @@ def test_clip_without_scene_is_a_clear_error():
     annotator = build_panel(TRAINING_PANEL).annotators[0]
     with pytest.raises(PrefcapError, match="metadata\\['scene'\\]"):
         annotator.prefer(Clip(id="real-clip"), "a dog barks", "a cat meows")
+
+
+@pytest.mark.parametrize("fault", agreement.FALSE_FAULTS)
+def test_every_false_caption_states_something_false(target_clips, fault):
+    # the encoder's hard negatives: a "false" caption that is true of its clip would teach the CLAP the opposite
+    # (an attribute the reference leaves unstated must be flipped against the event's value, not a default)
+    rng = np.random.default_rng(4)
+    for clip in target_clips[:120]:
+        scene = scene_of(clip)
+        terms = score_terms(parse_caption(agreement.false_caption(scene, rng, (fault,))), scene, Weights())
+        assert terms["hallucination"] < 0 or terms["wrong_attribute"] < 0, clip.id

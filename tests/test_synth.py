@@ -187,7 +187,7 @@ def test_corruptions_are_what_they_claim():
     swapped = parse_caption(grammar.render(grammar.swap_mention(spec, 0, "drum"), 1))
     assert swapped.classes == {"drum", "bell"}
     assert parse_caption(grammar.render(grammar.drop_mention(spec, 1), 1)).classes == {"siren"}
-    flipped = parse_caption(grammar.render(grammar.flip_attribute(spec, 0, "pitch"), 1))
+    flipped = parse_caption(grammar.render(grammar.flip_attribute(spec, 0, "pitch", "high"), 1))
     assert flipped.attributes_of("siren")["pitch"] == {"low"}
     assert parse_caption(grammar.render(grammar.reverse_order(spec), 1)).before == {("bell", "siren")}
     assert parse_caption(grammar.repeat_phrase(text, rng)).repetitions > 0

@@ -42,9 +42,11 @@ def _corrupt_spec(spec: grammar.CaptionSpec, scene: Scene, fault: str, rng: np.r
         return grammar.swap_mention(spec, index, _absent_class(scene, rng))
     if fault == "add":
         return grammar.add_mention(spec, _absent_class(scene, rng), rng)
-    if fault == "attribute":
-        attribute = CLASSES[spec.mentions[index].cls].attributes
-        return grammar.flip_attribute(spec, index, attribute[int(rng.integers(len(attribute)))])
+    if fault == "attribute" and spec.mentions[index].cls in scene.classes:  # not an event an earlier fault invented
+        cls = spec.mentions[index].cls
+        attribute = CLASSES[cls].attributes[int(rng.integers(len(CLASSES[cls].attributes)))]
+        true_value = next(e.attributes[attribute] for e in scene.events if e.cls == cls)
+        return grammar.flip_attribute(spec, index, attribute, true_value)
     if fault == "order" and len(spec.steps) > 1:
         return grammar.reverse_order(spec)
     return spec

@@ -205,12 +205,12 @@ def add_mention(spec: CaptionSpec, cls: str, rng: np.random.Generator) -> Captio
     return replace(spec, steps=steps)
 
 
-def flip_attribute(spec: CaptionSpec, index: int, attribute: str) -> CaptionSpec:
-    """The spec stating the opposite value of one attribute of one mention."""
+def flip_attribute(spec: CaptionSpec, index: int, attribute: str, true_value: str) -> CaptionSpec:
+    """The spec stating the wrong value of one attribute of one mention: the opposite of the event's
+    `true_value`. (The mention may not state the attribute at all, so its own words are no guide.)"""
     target = spec.mentions[index]
     values = list(ADJECTIVES[attribute])
-    current = target.attributes.get(attribute, values[0])
-    flipped = Mention(target.cls, {**target.attributes, attribute: values[1 - values.index(current)]})
+    flipped = Mention(target.cls, {**target.attributes, attribute: values[1 - values.index(true_value)]})
     if spec.background is target:
         return replace(spec, background=flipped)
     return replace(spec, steps=tuple(tuple(flipped if m is target else m for m in s) for s in spec.steps))
