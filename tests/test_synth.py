@@ -196,6 +196,13 @@ def test_corruptions_are_what_they_claim():
     assert parse_caption("A the siren wails").grammar_issues > 0
 
 
+def test_a_cut_caption_always_reads_as_cut():
+    rng = np.random.default_rng(5)
+    for scene in (sample_scene(rng, "target") for _ in range(200)):
+        text = grammar.reference_captions(scene, seed=int(rng.integers(1000)), n=1)[0]
+        assert parse_caption(grammar.truncate(text, rng)).truncated, text
+
+
 def _rate(clips_scenes, predicate) -> float:
     return float(np.mean([predicate(s) for s in clips_scenes]))
 
