@@ -18,6 +18,7 @@ from prefcap.data.synth.lexicon import (
     ADVERBS,
     ATTRIBUTE_ORDER,
     CLASSES,
+    CLAUSE_CLOSERS,
     CONNECTIVES,
     GENERIC_VERBS,
 )
@@ -232,14 +233,10 @@ def repeat_phrase(text: str, rng: np.random.Generator) -> str:
     return " ".join(repeated + words[start + length :]).rstrip(",") + "."
 
 
-# Connectives that close a clause ("in the background", "at the same time"): a sentence may end on them.
-_CLAUSE_CLOSERS = {",", "background", "time", "together", "simultaneously"}
-
-
 def truncate(text: str, rng: np.random.Generator) -> str:
     """Cut the caption right after a connective ("..., followed by"), as a decoder out of length does."""
     words = text.rstrip(".").split()
-    cuts = [i for i, w in enumerate(words) if i >= 2 and w.strip(",").lower() in CONNECTIVES - _CLAUSE_CLOSERS]
+    cuts = [i for i, w in enumerate(words) if i >= 2 and w.strip(",").lower() in CONNECTIVES - CLAUSE_CLOSERS]
     if not cuts:
         return " ".join(words[:-1] + ["and"])
     return " ".join(words[: cuts[int(rng.integers(len(cuts)))] + 1])

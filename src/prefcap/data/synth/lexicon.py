@@ -122,6 +122,8 @@ CONNECTIVES = frozenset({
     "then", "and", "followed", "by", "after", "before", "while", "as", "with", "at", "same", "time",
     "together", "simultaneously", "in", "background", "of", "on", "to", ",",
 })
+# Connectives that close a clause ("in the background", "at the same time"): a sentence may end on them.
+CLAUSE_CLOSERS = frozenset({",", "background", "time", "together", "simultaneously"})
 FUNCTION_WORDS = DETERMINERS | CONNECTIVES | {"is", "are", "can", "be", "heard", "there", "sound"}
 
 

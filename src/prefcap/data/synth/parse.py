@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from prefcap.data.synth.lexicon import (
     ADJECTIVES,
     ATTRIBUTE_WORDS,
+    CLAUSE_CLOSERS,
     CONNECTIVES,
     DETERMINERS,
     FUNCTION_WORDS,
@@ -28,8 +29,7 @@ _CAN_FOLLOW_DETERMINER = {"sound", "same", "background"}
 # Connective pairs that read fine; words that close a clause may be followed by any connective.
 _CONNECTIVE_BIGRAMS = {("followed", "by"), ("and", "then"), ("same", "time"), ("as", "in"), ("while", "in"),
                        ("with", "in")}
-_CLAUSE_END = {",", "background", "time", "together", "simultaneously"}
-_DANGLING = (CONNECTIVES - {"background", "time", "together", "simultaneously"}) | DETERMINERS | {
+_DANGLING = (CONNECTIVES - CLAUSE_CLOSERS) | DETERMINERS | {
     "can", "be", "is", "are", "of"}
 
 
@@ -189,7 +189,7 @@ def _grammar_issues(tokens: list[str], mentions: list[MentionSpan]) -> int:
             if j < len(tokens) and j not in starts:
                 issues += 1
         if (
-            token in CONNECTIVES - _CLAUSE_END and nxt in CONNECTIVES and i + 1 not in inside
+            token in CONNECTIVES - CLAUSE_CLOSERS and nxt in CONNECTIVES and i + 1 not in inside
             and (token, nxt) not in _CONNECTIVE_BIGRAMS and token != nxt
         ):
             issues += 1
