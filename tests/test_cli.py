@@ -176,6 +176,8 @@ def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
     rerun = json.loads((out / "results.json").read_text())
     assert "synth_target" in rerun["cached_stages"]  # skipped, and its build time kept
     assert rerun["timings_s"]["synth_target"] == results["timings_s"]["synth_target"]
+    built_peaks = [json.loads(marker.read_text())["peak_rss_mb"] for marker in out.glob("**/_stage.json")]
+    assert min(built_peaks) > 0 and rerun["resources"]["peak_rss_mb"] >= max(built_peaks)  # as built
 
     # two seeds: seed 1 is the run above (every stage cached), seed 2 a new one; mean ± sd over both. The first
     # try is SIGKILLed inside seed 2's RL stage: the rerun redoes that stage and keeps every finished one.

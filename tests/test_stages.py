@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 
 from prefcap.stages import run_stage, stage_key
@@ -13,12 +15,13 @@ def test_a_stage_reruns_only_when_config_or_input_content_changes(tmp_path):
         (tmp / "out.txt").write_text(source.read_text().upper())
 
     out = tmp_path / "stage"
-    ran, seconds = run_stage(out, {"a": 1}, build, [source])
-    assert ran and seconds > 0
-    assert run_stage(out, {"a": 1}, build, [source]) == (False, seconds)  # skipped: the time it took to build
-    assert run_stage(out, {"a": 2}, build, [source])[0]
+    built = run_stage(out, {"a": 1}, build, [source])
+    assert built.ran and built.seconds > 0 and built.peak_rss_mb > 0
+    skipped = run_stage(out, {"a": 1}, build, [source])
+    assert skipped == replace(built, ran=False)  # skipped: the time and memory it took to build
+    assert run_stage(out, {"a": 2}, build, [source]).ran
     source.write_text("v2")
-    assert run_stage(out, {"a": 2}, build, [source])[0]
+    assert run_stage(out, {"a": 2}, build, [source]).ran
     assert (out / "out.txt").read_text() == "V2" and len(calls) == 3
 
 

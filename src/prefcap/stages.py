@@ -13,9 +13,19 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
+from prefcap.provenance import peak_rss_mb
+
 KEY_FILE = "_stage.json"
+
+
+@dataclass(frozen=True)
+class StageRun:
+    ran: bool  # built now; False: already built with the same key, and skipped
+    seconds: float  # how long building it took, now or when it was built
+    peak_rss_mb: float  # the building process's peak memory once the stage was done (0: not recorded)
 
 
 def _hash_path(digest, path: Path) -> None:  # digest: a hashlib object
@@ -39,17 +49,16 @@ def run_stage(
     config: dict,
     build: Callable[[Path], None],
     inputs: Iterable[str | os.PathLike] = (),
-) -> tuple[bool, float]:
-    """Build `out_dir` with `build(tmp_dir)` unless it is already built with the same key.
-
-    Returns (ran, seconds): whether it ran now, and how long building it took (now, or when it was built)."""
+) -> StageRun:
+    """Build `out_dir` with `build(tmp_dir)` unless it is already built with the same key. A skipped stage
+    reports the time and memory its build took, so a rerun's figures describe the whole run."""
     out_dir = Path(out_dir)
     key = stage_key(config, inputs)
     marker = out_dir / KEY_FILE
     if marker.is_file():
         recorded = json.loads(marker.read_text())
         if recorded.get("key") == key:
-            return False, float(recorded.get("seconds", 0.0))
+            return StageRun(False, float(recorded.get("seconds", 0.0)), float(recorded.get("peak_rss_mb", 0.0)))
     start = time.perf_counter()
     tmp = out_dir.with_name(f".{out_dir.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -59,9 +68,10 @@ def run_stage(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    seconds = time.perf_counter() - start
-    (tmp / KEY_FILE).write_text(json.dumps({"key": key, "config": config, "seconds": seconds}, default=str))
+    done = StageRun(True, time.perf_counter() - start, peak_rss_mb())
+    (tmp / KEY_FILE).write_text(json.dumps({"key": key, "config": config, "seconds": done.seconds,
+                                            "peak_rss_mb": done.peak_rss_mb}, default=str))
     if out_dir.exists():
         shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)
-    return True, seconds
+    return done
