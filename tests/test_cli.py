@@ -262,7 +262,9 @@ def test_preference_workflow_from_the_command_line(tmp_path, capsys):
                  f"tiny={tmp_path / 'tiny'}", "--num-pairs", "12", "--num-clips", "6", "samples_per_decoding=1",
                  "decodings=[]"]) == 2  # an empty decoding list is refused
     assert main(["pairs", "--db", str(run), "--clips", str(data / "clips.jsonl"), "--captioner",
-                 f"tiny={tmp_path / 'tiny'}", "--num-pairs", "12", "--num-clips", "6"]) == 0
+                 f"tiny={tmp_path / 'tiny'}", "--num-pairs", "12", "--num-clips", "6",
+                 'decodings=[{"mode": "greedy"}, {"mode": "sample", "temperature": 1.5}]',  # JSON -> Decoding
+                 "samples_per_decoding=4"]) == 0
     store = Store.at(run, create=False)
     assert store.url.endswith("run/prefs.sqlite") and store.counts()["pairs"] == 12
     assert {r["system_a"] for r in store.pair_rows()} == {"tiny"}

@@ -91,6 +91,23 @@ def test_overrides_are_typed_and_unknown_keys_refused():
         apply_overrides(_Config(), ["n"])
 
 
+def test_structured_overrides_build_the_declared_types_and_refuse_bad_entries():
+    from prefcap.captioners.base import Decoding
+    from prefcap.prefs.pairs import PairsConfig
+
+    given = 'decodings=[{"mode": "beam", "num_beams": 2}, {"mode": "sample"}]'
+    config = apply_overrides(PairsConfig(num_pairs=1), [given, "samples_per_decoding=1"])
+    assert config.decodings == (Decoding(mode="beam", num_beams=2), Decoding(mode="sample"))
+    for bad, message in [('[{"mode": "bam"}]', "unknown decoding mode 'bam'"),
+                         ('[{"mod": "beam"}]', "unknown Decoding field"),
+                         ('[{"num_beams": "2"}]', "expected a value of type int"),
+                         ('[{"mode": "sample", "temperature": 0}]', "temperature > 0"),
+                         ('["greedy"]', "expected an object with fields of Decoding"),
+                         ('{"mode": "beam"}', "expected a list")]:
+        with pytest.raises(PrefcapError, match=message):
+            apply_overrides(PairsConfig(num_pairs=1), [f"decodings={bad}"])
+
+
 def test_recipe_file_sections_are_typed_overrides_and_the_command_line_wins(tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("rl:\n  n: 3\n  rate: 1e-3   # YAML 1.1 reads this as a string\n  flag: true\n  limit: null\n"

@@ -30,10 +30,34 @@ def _convert(text: str, kind: Any, key: str) -> Any:
             return text.lower() in ("true", "1", "yes")
         if kind in (int, float, str):
             return kind(text)
-        return json.loads(text)
+        return _structured(json.loads(text), kind, key)
     except (ValueError, json.JSONDecodeError):
         expected = getattr(kind, "__name__", kind)
         raise PrefcapError(f"override {key}={text!r}: expected a value of type {expected}") from None
+
+
+def _structured(value: Any, kind: Any, key: str) -> Any:
+    """A parsed JSON value in the field's declared shape: a list becomes the tuple the frozen config holds, and
+    an object inside it the dataclass the field names (`decodings=[{"mode": "beam"}]` -> (Decoding(...),)), so
+    a bad entry is refused here, by name, rather than failing deep inside a run."""
+    if dataclasses.is_dataclass(kind):
+        if not isinstance(value, dict):
+            raise PrefcapError(f"override {key}: expected an object with fields of {kind.__name__}, got {value!r}")
+        hints = typing.get_type_hints(kind)
+        unknown = sorted(set(value) - set(hints))
+        if unknown:
+            raise PrefcapError(f"override {key}: unknown {kind.__name__} field(s) {', '.join(unknown)}; "
+                               f"fields are: {', '.join(sorted(hints))}")
+        return kind(**{name: _structured(item, hints[name], key) for name, item in value.items()})
+    if typing.get_origin(kind) is tuple:
+        if not isinstance(value, list):
+            raise PrefcapError(f"override {key}: expected a list, got {value!r}")
+        item_kind = typing.get_args(kind)[0]
+        return tuple(_structured(item, item_kind, key) for item in value)
+    allowed = {float: (int, float), int: (int,), str: (str,), bool: (bool,)}.get(kind)
+    if allowed and (not isinstance(value, allowed) or (kind is not bool and isinstance(value, bool))):
+        raise PrefcapError(f"override {key}: expected a value of type {kind.__name__}, got {value!r}")
+    return value
 
 
 def apply_overrides(config: ConfigT, overrides: list[str]) -> ConfigT:

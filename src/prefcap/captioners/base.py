@@ -22,10 +22,14 @@ import torch
 from transformers import GenerationConfig, PreTrainedModel
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
+from prefcap.errors import PrefcapError
 from prefcap.io import write_checksums
 
 # Written by every backend's `save`: {"backend": ...} and whatever else that backend needs to load itself.
 META_FILE = "prefcap_captioner.json"
+
+
+DECODING_MODES = ("greedy", "beam", "sample")
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,16 @@ class Decoding:
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 32
+
+    def __post_init__(self) -> None:
+        if self.mode not in DECODING_MODES:
+            raise PrefcapError(f"unknown decoding mode {self.mode!r}; expected one of {', '.join(DECODING_MODES)}")
+        if self.num_beams < 1 or self.max_new_tokens < 1:
+            raise PrefcapError(f"num_beams and max_new_tokens must be at least 1, got {self.num_beams} and "
+                               f"{self.max_new_tokens}")
+        if self.temperature <= 0 or not 0 < self.top_p <= 1:
+            raise PrefcapError(f"decoding needs temperature > 0 and 0 < top_p <= 1, got {self.temperature} and "
+                               f"{self.top_p}")
 
 
 @dataclass
