@@ -36,6 +36,7 @@ def check_beam_contract(captioner, waves, sr: int) -> None:
     """Any Captioner: n distinct best beams per clip (clip-major), log-probs equal to teacher forcing, and
     n > num_beams refused."""
     from prefcap.captioners.base import Decoding
+    from prefcap.errors import PrefcapError
 
     gen = captioner.generate(waves, sr, n=3, decoding=Decoding(mode="beam", num_beams=4, max_new_tokens=8))
     assert gen.token_ids.shape[0] == 3 * len(waves)
@@ -46,7 +47,7 @@ def check_beam_contract(captioner, waves, sr: int) -> None:
         assert len(rows) == 3
     scored = captioner.sequence_log_probs(waves, sr, gen.token_ids, gen.mask)
     torch.testing.assert_close(gen.log_probs, scored.detach(), atol=1e-5, rtol=0)
-    with pytest.raises(ValueError, match="num_beams"):
+    with pytest.raises(PrefcapError, match="num_beams"):
         captioner.generate(waves, sr, n=5, decoding=Decoding(mode="beam", num_beams=4))
 
 

@@ -65,6 +65,54 @@ def test_unusable_arguments_give_one_line_and_no_traceback(tmp_path):
         assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("prefcap: error:"), args
 
 
+def test_mistakes_a_user_can_make_end_in_one_line_and_leave_their_files_alone(tmp_path, capsys):
+    import sqlite3
+
+    data = tmp_path / "data"
+    assert main(["synth", "--out", str(data), "--n", "4", "--domain", "target", "--seed", "1"]) == 0
+    a_file, not_a_db, foreign = tmp_path / "a-file", tmp_path / "notes.sqlite", tmp_path / "other-app.sqlite"
+    a_file.write_text("keep me")
+    not_a_db.write_text("keep me")
+    with sqlite3.connect(foreign) as connection:
+        connection.execute("CREATE TABLE users (id INTEGER)")
+    label_studio = tmp_path / "ls.json"
+    label_studio.write_text(json.dumps([{"data": {"clip_id": "c", "text1": "a", "text2": "b"},
+                                         "annotations": [{"result": [{"type": "pairwise",
+                                                                      "value": {"selected": ["left"]}}]}]}]))
+    not_a_run = tmp_path / "not-a-run"
+    not_a_run.mkdir()
+    (not_a_run / "results.json").write_text("[]")
+    cases = [
+        (["synth", "--out", str(tmp_path / "s"), "--seed", "-1"], "--seed"),
+        (["synth", "--out", str(a_file / "corpus")], "Not a directory"),
+        (["synth", "--out", str(tmp_path / "s"), 'splits={"train": "x"}'], "split fractions"),
+        (["annotators", "list", "--db", str(tmp_path / "typo")], "no such judgment store"),
+        (["annotators", "list", "--db", str(not_a_db)], "cannot open it as a judgment store"),
+        (["simulate", "--db", str(foreign)], "a database of something else"),
+        (["prefs", "import", "--db", str(tmp_path / "run"), str(label_studio), "--format", "label-studio"],
+         "must select 'left' or 'right'"),
+        (["report", str(not_a_run)], "not a demo's results"),
+        (["caption", str(data / "clips.jsonl"), "--captioner", str(a_file), "--out", str(tmp_path / "c.jsonl"),
+          "--n", "0"], "--n"),
+        (["caption", str(data / "clips.jsonl"), "--captioner", str(a_file), "--out", str(tmp_path / "c.jsonl"),
+          "mode=bam"], "expected one of greedy, beam, sample"),
+        (["encoder-train", "--data", str(data), "--out", str(tmp_path / "e"), "batch_size=0"], "batch_size"),
+        (["eval", "--clips", str(data / "clips.jsonl"), "--system", f"x/y={a_file}", "--system", f"z={a_file}",
+          "--out", str(tmp_path / "ev")], "system name 'x/y'"),
+    ]
+    for argv, message in cases:
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        error = capsys.readouterr().err
+        assert error.startswith("prefcap: error:") and len(error.strip().splitlines()) == 1, (argv, error)
+        assert message in error, (argv, error)
+    assert a_file.read_text() == not_a_db.read_text() == "keep me"
+    assert not (tmp_path / "typo").exists() and not list(tmp_path.glob("run/prefs.sqlite*"))
+    with sqlite3.connect(foreign) as connection:
+        assert [row[0] for row in connection.execute("SELECT name FROM sqlite_master")] == ["users"]
+    assert not (tmp_path / "s").exists() and not (tmp_path / "e").exists() and not (tmp_path / "ev").exists()
+
+
 def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
     out = tmp_path / "seed-1"  # where `--seeds` puts seed 1, so the two-seed run below reuses this one
     result = run_cli("demo", "--size", "tiny", "--out", out, "--seed", "1")
@@ -230,6 +278,9 @@ def test_sft_then_caption_a_folder_with_a_broken_file(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (model / "prefcap_captioner.json").is_file() and (model / "sft_metrics.json").is_file()
     assert json.loads((model / "sft_metrics.json").read_text())["steps"] == 3
+    # saving replaces the folder whole, so a folder that is not a captioner (the data, by mistake) is refused
+    assert main(["sft", "--data", str(data), "--out", str(data), "max_steps=1", "batch_size=4"]) == 2
+    assert (data / "clips.jsonl").is_file() and len(list((data / "audio").glob("*.wav"))) == 24
 
     folder = tmp_path / "audio"
     folder.mkdir()

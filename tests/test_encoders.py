@@ -15,6 +15,7 @@ from prefcap.encoders.clap import ClapEncoder
 from prefcap.encoders.evaluate import text_to_audio_recall
 from prefcap.encoders.offline_clap import OfflineClapConfig, OfflineClapModel
 from prefcap.encoders.train import EncoderTrainConfig, positives, train_encoder
+from prefcap.errors import PrefcapError
 from tiny_models import CLAP_TEXTS, save_tiny_clap
 
 SR = 16_000
@@ -24,6 +25,12 @@ TEXTS = CLAP_TEXTS
 @pytest.fixture(scope="module")
 def tiny_hf_clap(tmp_path_factory) -> ClapEncoder:
     return ClapEncoder.from_pretrained(save_tiny_clap(tmp_path_factory.mktemp("clap")), device="cpu", batch_size=3)
+
+
+def test_a_folder_that_is_not_a_clap_is_refused_by_name(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(PrefcapError, match=f"CLAP {tmp_path} could not be loaded"):
+        ClapEncoder.from_pretrained(tmp_path)
 
 
 def test_hf_clap_truncates_captions_longer_than_its_position_table(tiny_hf_clap):

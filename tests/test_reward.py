@@ -201,6 +201,19 @@ def test_a_model_refuses_embeddings_of_another_encoder(toy, tmp_path, one_thread
         RewardModel.load(tmp_path)
 
 
+def test_a_damaged_reward_config_is_refused_by_name(tmp_path):
+    folder = tmp_path / "rm"
+    RewardModel.new(RewardConfig(hidden=(4,)), "toy", 3).save(folder)
+    (folder / "checksums.json").unlink()  # hand-edited: nothing records what the files were
+    config = folder / "reward_config.json"
+    saved = json.loads(config.read_text())
+    for damaged in ("{not json", json.dumps({**saved, "config": {**saved["config"], "zzz": 1}}),
+                    json.dumps({**saved, "dim": 5}), json.dumps({k: v for k, v in saved.items() if k != "config"})):
+        config.write_text(damaged)
+        with pytest.raises(PrefcapError, match=f"reward model {folder} could not be loaded"):
+            RewardModel.load(folder)
+
+
 def test_reference_mode_removes_the_judged_caption_from_its_clip(toy):
     encoder = toy[0]
     pair = PreferencePair("c", "e1 e2", "e3", 2, 0, 0)

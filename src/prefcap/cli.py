@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from prefcap import __version__
@@ -18,6 +19,24 @@ from prefcap.errors import PrefcapError
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not usage + message
         raise PrefcapError(f"{message} (see '{self.prog} --help')")
+
+
+def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high], refused by argparse (one line, exit 2) otherwise."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected an integer in [{low}, {high if high is not None else '...'}],"
+                                             f" got {value}")
+        return value
+
+    return parse
+
+
+SEED, COUNT, PORT = _int_in(0, 2**32 - 1), _int_in(1), _int_in(1, 65535)
 
 
 def _synth(args: argparse.Namespace) -> None:
@@ -163,6 +182,8 @@ def _pairs(args: argparse.Namespace) -> None:
     captioners = {}
     for spec in args.captioner:
         name, _, path = spec.rpartition("=") if "=" in spec else (Path(spec).name, "", spec)
+        if not name or not path:
+            raise PrefcapError(f"--captioner expects [NAME=]PATH, got {spec!r}")
         captioners[name] = load_captioner(path)
     references = read_captions(args.references) if args.references else None
     scorer = None
@@ -201,7 +222,7 @@ def _assign(args: argparse.Namespace) -> None:
 
 
 def _annotators(args: argparse.Namespace) -> None:
-    store = _store(args, create=True)
+    store = _store(args, create=args.action == "add")  # `list` of a mistyped --db must not create a store
     if args.action == "add":
         role = "admin" if args.admin else "annotator"
         for name in args.names:
@@ -260,7 +281,14 @@ def _prefs(args: argparse.Namespace) -> None:
             raise PrefcapError(f"format {args.format!r} is export-only; import jsonl, label-studio or fense")
         if not args.file.is_file():
             raise PrefcapError(f"{args.file}: no such file")
-        stats = reader(_store(args, create=True), args.file)
+        store = _store(args, create=True)
+        fresh = store.path is not None and not any(store.counts().values())
+        try:
+            stats = reader(store, args.file)
+        except PrefcapError:
+            if fresh:  # a first import that fails leaves no empty store behind
+                store.delete()
+            raise
         print("imported " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in stats.items()))
 
 
@@ -422,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--out", required=True, type=Path, help="output folder")
     synth.add_argument("--n", type=int, default=200, help="number of clips")
     synth.add_argument("--domain", choices=("source", "target", "general"), default="target")
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--seed", type=SEED, default=0)
     synth.add_argument("--sample-rate", type=int, choices=(16_000, 48_000), default=16_000)
     synth.add_argument("--splits", help="split fractions, e.g. train=0.8,val=0.1,test=0.1")
     synth.add_argument("overrides", nargs="*", metavar="key=value")
@@ -458,8 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
     caption.add_argument("--out", required=True, type=Path, help="captions.jsonl to write")
     caption.add_argument("--system", help="system name stored with the captions (default: the captioner's name)")
     caption.add_argument("--mode", choices=("greedy", "beam", "sample"), default="greedy")
-    caption.add_argument("--n", type=int, default=1, help="captions per clip")
-    caption.add_argument("--batch-size", type=int, default=16)
+    caption.add_argument("--n", type=COUNT, default=1, help="captions per clip")
+    caption.add_argument("--batch-size", type=COUNT, default=16)
     caption.add_argument("overrides", nargs="*", metavar="key=value", help="decoding fields, e.g. temperature=0.7")
     caption.set_defaults(run=_caption)
 
@@ -489,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     pairs.add_argument("--reward", type=Path, help="reward model (an ensemble) for --strategy uncertain")
     pairs.add_argument("--encoder", help="the CLAP the reward model was trained on")
     pairs.add_argument("--cache", type=Path, help="embedding cache folder (default: beside --db)")
-    pairs.add_argument("--seed", type=int, default=0)
+    pairs.add_argument("--seed", type=SEED, default=0)
     pairs.add_argument("overrides", nargs="*", metavar="key=value", help="PairsConfig fields")
     pairs.set_defaults(run=_pairs)
 
@@ -497,7 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
     assign.add_argument("--overlap", type=int, default=3, help="judgments per pair")
     assign.add_argument("--gold-share", type=float, default=0.0, help="share of gold items in each queue")
     assign.add_argument("--annotators", help="comma-separated names (default: every annotator)")
-    assign.add_argument("--seed", type=int, default=0)
+    assign.add_argument("--seed", type=SEED, default=0)
     assign.set_defaults(run=_assign)
 
     annotators = commands.add_parser("annotators", help="add or list annotators")
@@ -506,14 +534,14 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("names", nargs="+", metavar="NAME", help="one or more annotator names")
     add.add_argument("--admin", action="store_true", help="an admin token (the admin page), not an annotator")
     add.add_argument("--host", default="127.0.0.1", help="host shown in the printed link")
-    add.add_argument("--port", type=int, default=8000, help="port shown in the printed link")
+    add.add_argument("--port", type=PORT, default=8000, help="port shown in the printed link")
     add.set_defaults(run=_annotators)
     listing = with_db(annotator_actions.add_parser("list", help="annotators and their progress"))
     listing.set_defaults(run=_annotators)
 
     annotate = with_db(commands.add_parser("annotate", help="serve the annotation web app"))
     annotate.add_argument("--host", default="127.0.0.1")
-    annotate.add_argument("--port", type=int, default=8000)
+    annotate.add_argument("--port", type=_int_in(0, 65535), default=8000, help="0: any free port")
     annotate.add_argument("--guidelines", type=Path, help="Markdown guidelines shown on the page")
     annotate.add_argument("--secure-cookies", action="store_true", help="mark cookies Secure (serving over HTTPS)")
     annotate.set_defaults(run=_annotate)
@@ -521,7 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = with_db(commands.add_parser("simulate", help="simulated annotators answer their queues"))
     simulate.add_argument("--panel", choices=("train", "eval"), default="train")
     simulate.add_argument("--overlap", type=int, default=3, help="judgments per pair (0: only answer what is queued)")
-    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--seed", type=SEED, default=0)
     simulate.set_defaults(run=_simulate)
 
     prefs = commands.add_parser("prefs", help="export or import preference data")
@@ -543,7 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
     reward_train.add_argument("--cache", type=Path, help="embedding cache folder")
     reward_train.add_argument("--learning-curve", action="store_true",
                               help="also measure accuracy against the number of pairs (random and uncertain)")
-    reward_train.add_argument("--seed", type=int, default=0)
+    reward_train.add_argument("--seed", type=SEED, default=0)
     reward_train.add_argument("overrides", nargs="*", metavar="key=value",
                               help="RewardConfig fields, e.g. head=interaction ensemble=5")
     with_config(reward_train, "reward")
@@ -557,10 +585,10 @@ def build_parser() -> argparse.ArgumentParser:
     reward_eval.add_argument("--cache", type=Path, help="embedding cache folder")
     reward_eval.add_argument("--fense", type=Path, help="FENSE-format judgments to test on")
     reward_eval.add_argument("--train-fense", type=Path, help="FENSE-format judgments to train on")
-    reward_eval.add_argument("--folds", type=int, help="clip-grouped K-fold cross-validation on --fense")
+    reward_eval.add_argument("--folds", type=_int_in(2), help="clip-grouped K-fold cross-validation on --fense")
     reward_eval.add_argument("--head", choices=("mlp", "interaction"), help="reward head (default: mlp)")
     reward_eval.add_argument("--json", type=Path, help="write the result here")
-    reward_eval.add_argument("--seed", type=int, default=0)
+    reward_eval.add_argument("--seed", type=SEED, default=0)
     reward_eval.add_argument("overrides", nargs="*", metavar="key=value", help="RewardConfig fields")
     reward_eval.set_defaults(run=_reward_eval)
 
@@ -575,7 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--out", required=True, type=Path, help="run folder: log.jsonl, checkpoints/, captioner/")
     rl.add_argument("--cache", type=Path, help="embedding cache folder (default: OUT/cache)")
     rl.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
-    rl.add_argument("--seed", type=int, default=0)
+    rl.add_argument("--seed", type=SEED, default=0)
     rl.add_argument("overrides", nargs="*", metavar="key=value",
                     help="RLConfig fields, e.g. algorithm=grpo beta=0.1 num_generations=8")
     with_config(rl, "rl")
@@ -584,7 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
     dpo = with_db(commands.add_parser("dpo", help="direct preference optimisation on the stored judgments"))
     dpo.add_argument("--captioner", required=True, help="starting captioner folder or hub id")
     dpo.add_argument("--out", required=True, type=Path, help="output folder for the captioner")
-    dpo.add_argument("--seed", type=int, default=0)
+    dpo.add_argument("--seed", type=SEED, default=0)
     dpo.add_argument("overrides", nargs="*", metavar="key=value", help="DPOConfig fields, e.g. beta=0.1")
     with_config(dpo, "dpo")
     dpo.set_defaults(run=_dpo)
@@ -602,7 +630,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--reward", type=Path, help="reward model folder for rm_score")
     evaluate.add_argument("--cache", type=Path, help="embedding cache folder")
     evaluate.add_argument("--out", required=True, type=Path, help="output folder: eval.json and captions")
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--seed", type=SEED, default=0)
     evaluate.set_defaults(run=_eval)
 
     report = commands.add_parser("report", help="write report.html for a demo run and print its summary table")
@@ -612,7 +640,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the whole method on the embedded default")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"))
-    demo.add_argument("--seed", type=int, default=0, help="the (first) seed")
+    demo.add_argument("--seed", type=SEED, default=0, help="the (first) seed")
     demo.add_argument("--seeds", type=int, default=1,
                       help="run N seeds (--seed, --seed + 1, ...) in OUT/seed-S and report mean ± sd in OUT/seeds.json")
     demo.add_argument("--size", choices=("tiny", "demo"), default="demo")
@@ -634,6 +662,9 @@ def main(argv: list[str] | None = None) -> int:
         args.run(args)
     except PrefcapError as error:
         print(f"prefcap: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a path that cannot be read or written (a folder where a file goes, a full disk, ...)
+        print(f"prefcap: error: {error.strerror or error}: {error.filename or ''}".rstrip(": "), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("prefcap: interrupted", file=sys.stderr)

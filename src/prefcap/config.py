@@ -23,6 +23,11 @@ def _convert(text: str, kind: Any, key: str) -> Any:
         if text.lower() in ("none", "null"):
             return None
         kind = options[0]
+    if typing.get_origin(kind) is typing.Literal:
+        choices = [str(choice) for choice in typing.get_args(kind)]
+        if text not in choices:
+            raise PrefcapError(f"override {key}={text!r}: expected one of {', '.join(choices)}")
+        return text
     try:
         if kind is bool:
             if text.lower() not in ("true", "false", "1", "0", "yes", "no"):

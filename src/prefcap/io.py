@@ -12,7 +12,17 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
+from safetensors import SafetensorError
+
 from prefcap.errors import PrefcapError
+
+# What missing or corrupt files, an unknown architecture or an unreachable hub raise while a model loads
+# (transformers and sentence-transformers: OSError, ValueError; safetensors: SafetensorError).
+MODEL_LOAD_ERRORS = (OSError, ValueError, KeyError, TypeError, SafetensorError)
+
+
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once: what permissions a plain open() would give a new file
 
 
 @contextlib.contextmanager
@@ -21,6 +31,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private (0600); an output is as readable as any other file
     binary = "b" in mode
     try:
         with os.fdopen(fd, mode, encoding=None if binary else encoding) as handle:
@@ -32,6 +43,17 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def loading(what: str) -> Iterator[None]:
+    """Turn a model's load failure into a one-line `PrefcapError` naming `what` (library messages span lines)."""
+    try:
+        yield
+    except MODEL_LOAD_ERRORS as error:
+        detail = " ".join(str(error).split())
+        detail = detail if len(detail) <= 300 else detail[:300] + " ..."
+        raise PrefcapError(f"{what} could not be loaded: {detail}") from None
 
 
 CHECKSUMS_FILE = "checksums.json"

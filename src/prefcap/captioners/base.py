@@ -99,9 +99,9 @@ def token_scores(logits: torch.Tensor, token_ids: torch.Tensor, mask: torch.Tens
 def returned_per_clip(n: int, decoding: Decoding) -> int:
     """How many sequences per clip `generate` must return: 1 for greedy (repeated n times after), else n."""
     if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+        raise PrefcapError(f"n must be >= 1, got {n}")
     if decoding.mode == "beam" and n > decoding.num_beams:
-        raise ValueError(f"beam search returns at most num_beams={decoding.num_beams} captions, asked for {n}")
+        raise PrefcapError(f"beam search returns at most num_beams={decoding.num_beams} captions, asked for {n}")
     return 1 if decoding.mode == "greedy" else n
 
 
@@ -215,10 +215,24 @@ class Captioner(ABC):
         """Save in Hugging Face format (`save_pretrained`), loadable with `load_captioner(path)`."""
 
 
+def check_captioner_destination(folder: str | Path) -> None:
+    """A captioner is saved into a new or empty folder, or over an earlier saved captioner. Anything else (a
+    data folder given as `--out` by mistake) is refused: saving replaces the folder whole."""
+    folder = Path(folder)
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise PrefcapError(f"{folder} is a file; a captioner is saved as a folder: choose another --out")
+    if any(folder.iterdir()) and not (folder / META_FILE).is_file():
+        raise PrefcapError(f"{folder} exists and is not a saved captioner; saving would replace it, so choose "
+                           "another --out (or remove the folder)")
+
+
 def save_captioner(captioner: Captioner, folder: str | Path, extra_json: dict[str, object] | None = None) -> None:
     """Save `captioner` (and JSON files named by `extra_json`'s keys) beside `folder`, then rename: `folder` is
     complete or absent, never half-written."""
     folder = Path(folder)
+    check_captioner_destination(folder)
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:

@@ -11,20 +11,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
 
 from prefcap.captioners.audio_bart import AudioBartCaptioner
 from prefcap.captioners.base import META_FILE, Captioner
 from prefcap.captioners.hf_speech import SpeechSeq2SeqCaptioner
 from prefcap.errors import PrefcapError
-from prefcap.io import verify_checksums
+from prefcap.io import loading, verify_checksums
 
 BACKENDS: dict[str, Callable[..., Captioner]] = {
     "audio-bart": AudioBartCaptioner.load,
     "hf-speech-seq2seq": SpeechSeq2SeqCaptioner.load,
 }
-# What missing or corrupt files, or an unreachable hub, raise while loading (transformers: OSError, ValueError).
-_LOAD_ERRORS = (OSError, ValueError, KeyError, SafetensorError)
 _HUB_ID = re.compile(r"^\w[\w.-]*(/\w[\w.-]*)?$")
 
 
@@ -52,7 +49,5 @@ def load_captioner(path_or_id: str | Path, device: str | torch.device | None = N
 
 
 def _load(what: str, load: Callable[[], Captioner]) -> Captioner:
-    try:
+    with loading(what):
         return load()
-    except _LOAD_ERRORS as error:
-        raise PrefcapError(f"{what} could not be loaded: {error}") from None

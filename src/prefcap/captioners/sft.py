@@ -30,7 +30,7 @@ from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from prefcap.captioners.audio_bart import AudioBartCaptioner
-from prefcap.captioners.base import save_captioner
+from prefcap.captioners.base import check_captioner_destination, save_captioner
 from prefcap.data.audio import load_audio
 from prefcap.data.records import Caption, Clip
 from prefcap.early_stopping import BestWeights
@@ -62,8 +62,12 @@ class SFTConfig:
     def __post_init__(self) -> None:
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise PrefcapError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
-        if min(self.batch_size, self.eval_every) < 1:
-            raise PrefcapError("batch_size and eval_every must be at least 1")
+        if min(self.batch_size, self.eval_every, self.num_train_epochs, self.max_steps or 1) < 1:
+            raise PrefcapError("batch_size, eval_every, num_train_epochs and max_steps must be at least 1")
+        if not (self.learning_rate > 0 and 0 <= self.label_smoothing < 1 and 0 <= self.word_dropout < 1
+                and 0 <= self.warmup_ratio < 1 and self.max_grad_norm > 0 and self.weight_decay >= 0):
+            raise PrefcapError("sft needs learning_rate > 0, max_grad_norm > 0, weight_decay >= 0, and "
+                               "label_smoothing, word_dropout and warmup_ratio in [0, 1)")
 
 
 @runtime_checkable
@@ -95,6 +99,7 @@ def train_captioner(captioner: SupportsSFT, train_clips: Sequence[Clip], train_c
     if not isinstance(captioner, SupportsSFT):
         raise PrefcapError(f"captioner {getattr(captioner, 'name', type(captioner).__name__)!r} cannot be trained "
                            "by sft: it has no teacher_forced_loss")
+    check_captioner_destination(out_dir)  # before training, not after it
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
     if accelerator.num_processes > 1:
         raise PrefcapError("sft trains in a single process; run it without `accelerate launch`")

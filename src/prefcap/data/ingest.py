@@ -15,7 +15,7 @@ from pathlib import Path
 
 from prefcap.data.audio import validate_many, write_rejected
 from prefcap.data.records import Caption, Clip, write_clips, write_jsonl
-from prefcap.errors import DatasetLayoutError
+from prefcap.errors import DatasetLayoutError, PrefcapError
 
 KINDS = ("auto", "clotho", "audiocaps", "folder")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
@@ -64,6 +64,8 @@ def ingest(
     """
     if kind not in KINDS:
         raise ValueError(f"unknown dataset kind {kind!r}; expected one of {', '.join(KINDS)}")
+    if not max_seconds > 0 or max_channels < 1:
+        raise PrefcapError(f"max_seconds must be > 0 and max_channels >= 1, got {max_seconds} and {max_channels}")
     source = Path(source).resolve()
     if not source.is_dir():
         raise DatasetLayoutError(f"{source}: no such folder")

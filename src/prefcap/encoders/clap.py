@@ -22,7 +22,8 @@ from transformers import AutoFeatureExtractor, AutoModel, AutoTokenizer, PreTrai
 from prefcap.data.audio import chunk, resample
 from prefcap.encoders import offline_clap  # noqa: F401  (registers the offline CLAP with AutoModel)
 from prefcap.encoders.base import AudioTextEncoder
-from prefcap.io import file_sha256, verify_checksums, write_checksums
+from prefcap.errors import PrefcapError
+from prefcap.io import file_sha256, loading, verify_checksums, write_checksums
 
 DEFAULT_CLAP = "laion/clap-htsat-unfused"
 
@@ -62,9 +63,12 @@ class ClapEncoder(AudioTextEncoder):
             weights = next(Path(source).glob("*.safetensors"), None)
             digest = (verified.get(weights.name) or file_sha256(weights))[:12] if weights else "unsaved"
             name = f"local-{digest}"
-        model = AutoModel.from_pretrained(source)
-        return cls(model, AutoFeatureExtractor.from_pretrained(source), AutoTokenizer.from_pretrained(source), name,
-                   device=device, **kwargs)
+        with loading(f"CLAP {source}"):
+            model = AutoModel.from_pretrained(source)
+            extractor, tokenizer = AutoFeatureExtractor.from_pretrained(source), AutoTokenizer.from_pretrained(source)
+        if not hasattr(model, "get_audio_features") or not hasattr(model, "get_text_features"):
+            raise PrefcapError(f"{source}: a {type(model).__name__}, not a CLAP (it has no audio and text towers)")
+        return cls(model, extractor, tokenizer, name, device=device, **kwargs)
 
     def save(self, path: str | Path) -> None:
         self.model.save_pretrained(path)

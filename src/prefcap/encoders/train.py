@@ -21,7 +21,7 @@ from transformers import ClapFeatureExtractor, get_cosine_schedule_with_warmup
 
 from prefcap.data.audio import load_audio
 from prefcap.data.records import Caption, Clip
-from prefcap.data.synth.agreement import false_caption
+from prefcap.data.synth.agreement import FALSE_FAULTS, false_caption
 from prefcap.data.synth.grammar import keyword_caption
 from prefcap.data.synth.lexicon import CLASS_NAMES
 from prefcap.data.synth.scene import Scene
@@ -57,6 +57,17 @@ class EncoderTrainConfig:
     # "what it is about" -- what a reward model built on it needs
     hard_negatives: bool = True
     hard_negative_faults: tuple[str, ...] = ("swap", "add", "attribute")
+
+    def __post_init__(self) -> None:
+        if min(self.epochs, self.batch_size, self.vocab_size, self.max_text_tokens, self.projection_dim) < 1:
+            raise PrefcapError("epochs, batch_size, vocab_size, max_text_tokens and projection_dim must be >= 1")
+        if not (self.learning_rate > 0 and 0 <= self.keyword_prob <= 1 and 0 <= self.warmup_ratio < 1):
+            raise PrefcapError("encoder training needs learning_rate > 0, 0 <= keyword_prob <= 1 and "
+                               "0 <= warmup_ratio < 1")
+        unknown = sorted(set(self.hard_negative_faults) - set(FALSE_FAULTS))
+        if unknown or (self.hard_negatives and not self.hard_negative_faults):
+            raise PrefcapError(f"hard_negative_faults must name some of {', '.join(FALSE_FAULTS)} (the faults that "
+                               f"make a caption false), got {list(self.hard_negative_faults)}")
 
 
 def build_clap(config: EncoderTrainConfig, vocab_size: int) -> tuple[OfflineClapModel, ClapFeatureExtractor]:

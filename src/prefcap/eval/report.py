@@ -81,9 +81,12 @@ def write_report(run: str | Path, out: str | Path | None = None) -> Path:
     run = Path(run)
     if not (run / "results.json").is_file():
         raise PrefcapError(f"{run}: no results.json; run `prefcap demo --out {run}` first")
-    results = json.loads((run / "results.json").read_text())
+    try:
+        results = json.loads((run / "results.json").read_text())
+        systems, pairwise, rm = results["systems"], results["pairwise"], results["rm"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise PrefcapError(f"{run / 'results.json'}: not a demo's results (schema in DESIGN.md): {error!r}") from None
     out = Path(out) if out else run / "report.html"
-    systems, pairwise, rm = results["systems"], results["pairwise"], results["rm"]
 
     metric_rows = [[name, *(scores.get(k) for k in SYSTEM_FIELDS)] for name, scores in systems.items()]
     pair_rows = [[r["a"], r["b"], r["judge"], r["clips"], r["wins"], r["losses"], r["ties"],

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from prefcap.io import atomic_write
 from prefcap.prefs.store import NewPair, Store
 from prefcap.reward.model import RewardModel
 
+SYSTEM_NAME = re.compile(r"[\w.+-]+")
+
 EVAL_ORIGIN = "eval"
 
 
@@ -41,6 +44,8 @@ def load_systems(specs: Sequence[str], clips: Sequence[Clip], progress: bool = T
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
             raise PrefcapError(f"--system expects NAME=PATH, got {spec!r}")
+        if not SYSTEM_NAME.fullmatch(name):
+            raise PrefcapError(f"system name {name!r}: use letters, digits and _ . + - (it names output files)")
         if name in systems:
             raise PrefcapError(f"system {name!r} given twice")
         if path.endswith(".jsonl"):

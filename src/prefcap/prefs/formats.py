@@ -8,6 +8,7 @@ malformed file imports nothing, and importing a file twice stores nothing twice.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections import Counter
@@ -49,7 +50,7 @@ class JudgmentLine(Judgment):
     caption_b: str
     system_a: str = Field(default=UNKNOWN_SYSTEM, min_length=1)
     system_b: str = Field(default=UNKNOWN_SYSTEM, min_length=1)
-    seconds: float | None = Field(default=None, ge=0)
+    seconds: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     gold: Literal["a", "b", "tie"] | None = None
     pair_id: int | None = None  # the exporting store's id: informative only, ids do not carry across stores
 
@@ -130,10 +131,10 @@ def export_label_studio(store: Store, path: str | os.PathLike) -> int:
         tasks.append({"id": pair["pair_id"], "data": {
             "clip_id": pair["clip_id"], "pair_id": pair["pair_id"], "text1": pair["caption_a"],
             "text2": pair["caption_b"], "references": refs, "references_text": "\n".join(refs)}})
+    with atomic_write(path) as handle:  # the tasks first: a path that cannot be written leaves nothing behind
+        json.dump(tasks, handle, ensure_ascii=False, indent=1)
     with atomic_write(path.with_name(f"{path.stem}.label_config.xml")) as handle:
         handle.write(LABEL_STUDIO_CONFIG)
-    with atomic_write(path) as handle:
-        json.dump(tasks, handle, ensure_ascii=False, indent=1)
     return len(tasks)
 
 
@@ -156,7 +157,9 @@ def import_label_studio(store: Store, path: str | os.PathLike, origin: str = "la
         clip_id, text1, text2 = data["clip_id"], data["text1"], data["text2"]
         if not clip_id or text1 == text2:
             raise PrefcapError(f"{where}: needs a clip_id and two different texts")
-        system1, system2 = _stored_systems(stored.get(data.get("pair_id")), clip_id, text1, text2)
+        pair_id = data.get("pair_id")
+        system1, system2 = _stored_systems(stored.get(pair_id) if isinstance(pair_id, int | str) else None,
+                                           clip_id, text1, text2)
         pair = _pair(Clip(id=clip_id, domain=IMPORTED_DOMAIN), text1, text2, system1, system2)
         annotations = task.get("annotations") or []
         if not isinstance(annotations, list) or not all(isinstance(a, dict) for a in annotations):
@@ -184,12 +187,15 @@ def _stored_systems(pair: dict | None, clip_id: str, text1: str, text2: str) -> 
 def _label_studio_choice(annotation: dict, where: str) -> str | None:
     if annotation.get("was_cancelled"):
         return None
-    results = [r for r in annotation.get("result") or [] if isinstance(r, dict) and r.get("type") == "pairwise"]
+    results = annotation.get("result") or []
+    if not isinstance(results, list):
+        raise PrefcapError(f"{where}: an annotation's result must be a list, got {results!r}")
+    results = [r for r in results if isinstance(r, dict) and r.get("type") == "pairwise"]
     if not results:
         return None
     value = results[0].get("value")
     selected = value.get("selected") if isinstance(value, dict) else None
-    if selected not in LABEL_STUDIO_CHOICES:
+    if not isinstance(selected, str) or selected not in LABEL_STUDIO_CHOICES:
         raise PrefcapError(f"{where}: a pairwise result must select 'left' or 'right', got {selected!r}")
     return LABEL_STUDIO_CHOICES[selected]
 
@@ -207,7 +213,7 @@ def _label_studio_seconds(annotation: dict, where: str) -> float | None:
     seconds = annotation.get("lead_time")
     if seconds is None:
         return None
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < math.inf:
         raise PrefcapError(f"{where}: lead_time must be a number of seconds, got {seconds!r}")
     return float(seconds)
 

@@ -33,10 +33,11 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     select,
     text,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, aliased, mapped_column, sessionmaker
 
 from prefcap.data.records import Caption, Clip
@@ -215,9 +216,16 @@ class Store:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.url = url
-        self.engine = create_engine(url)
-        if self.engine.dialect.name == "sqlite":
-            _sqlite_pragmas(self.engine)
+        try:
+            self.engine = create_engine(url)
+            if self.engine.dialect.name == "sqlite":
+                _sqlite_pragmas(self.engine)
+            tables = set(inspect(self.engine).get_table_names())
+        except (SQLAlchemyError, ImportError) as error:
+            raise PrefcapError(f"{target}: cannot open it as a judgment store ({str(error).splitlines()[0]})") from None
+        if tables and not tables & set(_Base.metadata.tables):
+            raise PrefcapError(f"{target}: a database of something else (tables: {', '.join(sorted(tables)[:5])}); "
+                               "a judgment store needs its own")
         _Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
@@ -232,6 +240,18 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @property
+    def path(self) -> Path | None:
+        """The database file of a SQLite store (None for a server URL)."""
+        return Path(self.url.removeprefix("sqlite:///")) if self.url.startswith("sqlite:///") else None
+
+    def delete(self) -> None:
+        """Close and remove a SQLite store's files: what a failed first import leaves behind is no store at all."""
+        self.close()
+        if self.path is not None:
+            for suffix in ("", "-wal", "-shm"):
+                self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Session]:

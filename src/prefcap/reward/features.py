@@ -19,6 +19,7 @@ import torch
 
 from prefcap.errors import PrefcapError
 from prefcap.eval.metrics import FLUENCY_FEATURES, fluency_profile, load_sbert
+from prefcap.io import loading
 from prefcap.reward.data import PreferencePair
 
 N_FLUENCY = len(FLUENCY_FEATURES)
@@ -35,7 +36,8 @@ class SentenceEncoder:
 
     def __init__(self, name: str = "default"):
         self.id = f"sentence-transformers:{name}"
-        self._model = load_sbert(name)
+        with loading(f"sentence encoder {name!r}"):
+            self._model = load_sbert(name)
 
     def embed_text(self, texts: Sequence[str]) -> torch.Tensor:
         vectors = self._model.encode(list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True,

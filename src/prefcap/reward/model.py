@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from prefcap.errors import PrefcapError
-from prefcap.io import atomic_write, verify_checksums, write_checksums
+from prefcap.io import atomic_write, loading, verify_checksums, write_checksums
 from prefcap.reward.features import N_FLUENCY, PairFeatures
 
 HEADS = ("mlp", "interaction")
@@ -54,6 +54,12 @@ class RewardConfig:
             raise PrefcapError(f"ensemble must be at least 1, got {self.ensemble}")
         if not self.hidden or min(self.hidden) < 1:
             raise PrefcapError(f"hidden sizes must be positive, got {self.hidden}")
+        if min(self.batch_size, self.epochs, self.patience) < 1:
+            raise PrefcapError("batch_size, epochs and patience must be at least 1")
+        if not (self.learning_rate > 0 and self.l2 >= 0 and self.center_rewards_coefficient >= 0
+                and 0 <= self.dropout < 1 and 0 <= self.val_fraction < 1):
+            raise PrefcapError("reward training needs learning_rate > 0, l2 >= 0, center_rewards_coefficient >= 0, "
+                               "0 <= dropout < 1 and 0 <= val_fraction < 1")
 
 
 class RewardHead(nn.Module):
@@ -142,11 +148,15 @@ class RewardModel:
         if not (folder / CONFIG_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
             raise PrefcapError(f"{folder}: not a reward model folder (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
         verify_checksums(folder)
-        saved = json.loads((folder / CONFIG_FILE).read_text())
-        raw = saved["config"]
-        config = RewardConfig(**{**raw, "hidden": tuple(raw["hidden"])})
-        model = cls.new(config, saved["encoder_id"], saved["dim"])
-        model.heads.load_state_dict(load_file(folder / WEIGHTS_FILE))
+        with loading(f"reward model {folder}"):  # a hand-edited or foreign config: missing, unknown, mistyped keys
+            saved = json.loads((folder / CONFIG_FILE).read_text())
+            raw = saved["config"]
+            config = RewardConfig(**{**raw, "hidden": tuple(raw["hidden"])})
+            model = cls.new(config, saved["encoder_id"], saved["dim"])
+            try:
+                model.heads.load_state_dict(load_file(folder / WEIGHTS_FILE))
+            except RuntimeError as error:  # torch: the weights' shapes do not fit the config
+                raise ValueError(str(error)) from None
         model.metrics = saved.get("metrics", {})
         if encoder_id is not None:
             model.check_encoder(encoder_id)

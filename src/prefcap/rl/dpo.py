@@ -28,7 +28,7 @@ from accelerate.utils import set_seed
 from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from prefcap.captioners.base import Captioner, save_captioner
+from prefcap.captioners.base import Captioner, check_captioner_destination, save_captioner
 from prefcap.data.audio import load_audio
 from prefcap.early_stopping import BestWeights
 from prefcap.errors import PrefcapError
@@ -103,6 +103,7 @@ def sequence_log_prob_pairs(captioner: Captioner, batch: Sequence[Preference]) -
 def train_dpo(policy: Captioner, store: Store, out_dir: str, config: DPOConfig = DPOConfig(),  # noqa: B008
               progress: bool = True) -> dict:
     """Train `policy` in place on the store's judgments; save the best weights and `dpo_metrics.json`."""
+    check_captioner_destination(out_dir)  # before training, not after it
     set_seed(config.seed)
     pairs, examples = preferences_from_store(store, policy.sample_rate)
     train_pairs, val_pairs = split_by_clip(pairs, config.val_fraction, seed=config.seed)

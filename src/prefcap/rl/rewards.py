@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from prefcap.encoders.base import AudioTextEncoder
+from prefcap.errors import PrefcapError
 from prefcap.eval.metrics import FILLER_WORDS, caption_words, has_truncated_ending
 from prefcap.reward.features import fluency_features
 from prefcap.reward.model import RewardModel
@@ -52,7 +53,7 @@ class CaptionReward:
     def __init__(self, model: RewardModel, encoder: AudioTextEncoder, terms: RewardTerms = RewardTerms()) -> None:  # noqa: B008
         model.check_encoder(encoder.id)
         if model.metrics.get("mode", "audio") != "audio":
-            raise ValueError("RL needs an audio-conditioned reward model; this one represents clips by references")
+            raise PrefcapError("RL needs an audio-conditioned reward model; this one represents clips by references")
         self.model, self.encoder, self.terms = model, encoder, terms
 
     @torch.no_grad()

@@ -42,7 +42,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
 from tqdm import tqdm
-from transformers import get_scheduler
+from transformers import SchedulerType, get_scheduler
 
 from prefcap.captioners.base import Captioner, Decoding, save_captioner
 from prefcap.errors import PrefcapError
@@ -99,6 +99,10 @@ class RLConfig(RewardTerms):
             raise PrefcapError("temperature and learning_rate must be > 0, beta >= 0, 0 < epsilon < 1")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise PrefcapError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
+        schedulers = [kind.value for kind in SchedulerType]
+        if self.lr_scheduler_type not in schedulers:
+            raise PrefcapError(f"unknown lr_scheduler_type {self.lr_scheduler_type!r}; expected one of "
+                               f"{', '.join(schedulers)}")
         if self.report_to not in ("none", "tensorboard"):
             raise PrefcapError(f"report_to must be none or tensorboard, got {self.report_to!r}")
 

@@ -53,7 +53,9 @@ def parse_splits(text: str) -> dict[str, float]:
 
 def assign_splits(n: int, splits: dict[str, float], rng: np.random.Generator) -> list[str]:
     """Exact split sizes (largest remainders), shuffled, so every split is a random sample."""
-    if not splits or any(f <= 0 for f in splits.values()) or abs(sum(splits.values()) - 1) > 1e-6:
+    if (not isinstance(splits, dict) or not splits
+            or not all(isinstance(f, int | float) and not isinstance(f, bool) and 0 < f <= 1 for f in splits.values())
+            or abs(sum(splits.values()) - 1) > 1e-6):
         raise PrefcapError(f"split fractions must be positive and sum to 1, got {splits}")
     names = list(splits)
     exact = np.array([splits[name] * n for name in names])
@@ -78,6 +80,7 @@ def synthesize(out_dir: str | Path, config: SynthConfig, progress: bool = True) 
         config.n, config.splits or DEFAULT_SPLITS[config.domain], np.random.default_rng([config.seed, stream])
     )
     prefix = _PREFIX[config.domain]
+    (out_dir / "audio").mkdir(parents=True, exist_ok=True)  # an unusable --out fails here, before any work
     clips, captions = [], []
     for k in tqdm(range(config.n), desc=f"synth {config.domain}", unit="clip", disable=not progress):
         rng = np.random.default_rng([config.seed, stream, k])
