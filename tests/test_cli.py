@@ -79,9 +79,12 @@ def test_mistakes_a_user_can_make_end_in_one_line_and_leave_their_files_alone(tm
     label_studio.write_text(json.dumps([{"data": {"clip_id": "c", "text1": "a", "text2": "b"},
                                          "annotations": [{"result": [{"type": "pairwise",
                                                                       "value": {"selected": ["left"]}}]}]}]))
+    foreign_bytes = foreign.read_bytes()
     not_a_run = tmp_path / "not-a-run"
     not_a_run.mkdir()
     (not_a_run / "results.json").write_text("[]")
+    kept = tmp_path / "kept"  # a store that holds only an admin
+    assert main(["annotators", "add", "boss", "--admin", "--db", str(kept)]) == 0
     cases = [
         (["synth", "--out", str(tmp_path / "s"), "--seed", "-1"], "--seed"),
         (["synth", "--out", str(a_file / "corpus")], "Not a directory"),
@@ -91,6 +94,8 @@ def test_mistakes_a_user_can_make_end_in_one_line_and_leave_their_files_alone(tm
         (["simulate", "--db", str(foreign)], "a database of something else"),
         (["prefs", "import", "--db", str(tmp_path / "run"), str(label_studio), "--format", "label-studio"],
          "must select 'left' or 'right'"),
+        (["prefs", "import", "--db", str(kept), str(label_studio), "--format", "label-studio"], "must select"),
+        (["prefs", "export", "--db", str(kept), str(data), "--format", "jsonl"], f"Is a directory: {data}"),
         (["report", str(not_a_run)], "not a demo's results"),
         (["caption", str(data / "clips.jsonl"), "--captioner", str(a_file), "--out", str(tmp_path / "c.jsonl"),
           "--n", "0"], "--n"),
@@ -108,8 +113,8 @@ def test_mistakes_a_user_can_make_end_in_one_line_and_leave_their_files_alone(tm
         assert message in error, (argv, error)
     assert a_file.read_text() == not_a_db.read_text() == "keep me"
     assert not (tmp_path / "typo").exists() and not list(tmp_path.glob("run/prefs.sqlite*"))
-    with sqlite3.connect(foreign) as connection:
-        assert [row[0] for row in connection.execute("SELECT name FROM sqlite_master")] == ["users"]
+    assert foreign.read_bytes() == foreign_bytes and not list(tmp_path.glob("other-app.sqlite-*"))
+    assert main(["annotators", "list", "--db", str(kept)]) == 0 and "boss" in capsys.readouterr().out
     assert not (tmp_path / "s").exists() and not (tmp_path / "e").exists() and not (tmp_path / "ev").exists()
 
 

@@ -181,7 +181,7 @@ def _pairs(args: argparse.Namespace) -> None:
         raise PrefcapError(f"{args.clips}: no clips" + (f" in split {args.split!r}" if args.split else ""))
     captioners = {}
     for spec in args.captioner:
-        name, _, path = spec.rpartition("=") if "=" in spec else (Path(spec).name, "", spec)
+        name, _, path = spec.rpartition("=") if "=" in spec else (Path(spec).resolve().name, "", spec)
         if not name or not path:
             raise PrefcapError(f"--captioner expects [NAME=]PATH, got {spec!r}")
         captioners[name] = load_captioner(path)
@@ -281,12 +281,15 @@ def _prefs(args: argparse.Namespace) -> None:
             raise PrefcapError(f"format {args.format!r} is export-only; import jsonl, label-studio or fense")
         if not args.file.is_file():
             raise PrefcapError(f"{args.file}: no such file")
+        from prefcap.prefs.store import store_file
+
+        database = store_file(args.db)
+        existed = database is None or database.exists()  # (a server database always exists)
         store = _store(args, create=True)
-        fresh = store.path is not None and not any(store.counts().values())
         try:
             stats = reader(store, args.file)
         except PrefcapError:
-            if fresh:  # a first import that fails leaves no empty store behind
+            if not existed:  # a first import that fails leaves no empty store behind
                 store.delete()
             raise
         print("imported " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in stats.items()))
@@ -664,7 +667,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"prefcap: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # a path that cannot be read or written (a folder where a file goes, a full disk, ...)
-        print(f"prefcap: error: {error.strerror or error}: {error.filename or ''}".rstrip(": "), file=sys.stderr)
+        where = error.filename2 or error.filename or ""  # os.replace(tmp, path): the path the user named is the 2nd
+        print(f"prefcap: error: {error.strerror or error}: {where}".rstrip(": "), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("prefcap: interrupted", file=sys.stderr)

@@ -18,7 +18,7 @@ from prefcap.errors import PrefcapError
 
 # What missing or corrupt files, an unknown architecture or an unreachable hub raise while a model loads
 # (transformers and sentence-transformers: OSError, ValueError; safetensors: SafetensorError).
-MODEL_LOAD_ERRORS = (OSError, ValueError, KeyError, TypeError, SafetensorError)
+MODEL_LOAD_ERRORS = (OSError, ValueError, KeyError, SafetensorError)
 
 
 _UMASK = os.umask(0o022)
@@ -31,9 +31,10 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private (0600); an output is as readable as any other file
     binary = "b" in mode
     try:
+        with contextlib.suppress(OSError):  # mkstemp makes it private (0600); an output is as readable as any file
+            os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, mode, encoding=None if binary else encoding) as handle:
             yield handle
             handle.flush()

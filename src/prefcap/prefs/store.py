@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,7 +34,6 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
-    inspect,
     select,
     text,
 )
@@ -206,6 +206,26 @@ def _sqlite_pragmas(engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def store_file(target: str | Path) -> Path | None:
+    """The database file `Store.at(target)` opens; None for a server URL."""
+    if "://" in str(target):
+        return None
+    path = Path(str(target))
+    return path / DEFAULT_FILE if path.is_dir() or not path.suffix else path
+
+
+def _check_sqlite_store(path: Path, target: str | Path) -> None:
+    """Refuse a file that is not SQLite, or a SQLite database of another application, without changing it."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as connection:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as error:
+        raise PrefcapError(f"{target}: cannot open it as a judgment store ({error})") from None
+    if tables and not tables & set(_Base.metadata.tables):
+        raise PrefcapError(f"{target}: a database of something else (tables: {', '.join(sorted(tables)[:5])}); "
+                           "a judgment store needs its own file")
+
+
 class Store:
     """The project's preference database."""
 
@@ -214,29 +234,25 @@ class Store:
         if url.startswith("sqlite:///") and not create and not Path(url.removeprefix("sqlite:///")).is_file():
             raise PrefcapError(f"{target}: no such judgment store (create one with 'prefcap pairs' or an import)")
         if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            path = Path(url.removeprefix("sqlite:///"))
+            if path.is_file():
+                _check_sqlite_store(path, target)  # read-only, before the pragmas below switch it to WAL
+            path.parent.mkdir(parents=True, exist_ok=True)
         self.url = url
         try:
             self.engine = create_engine(url)
             if self.engine.dialect.name == "sqlite":
                 _sqlite_pragmas(self.engine)
-            tables = set(inspect(self.engine).get_table_names())
+            _Base.metadata.create_all(self.engine)
         except (SQLAlchemyError, ImportError) as error:
             raise PrefcapError(f"{target}: cannot open it as a judgment store ({str(error).splitlines()[0]})") from None
-        if tables and not tables & set(_Base.metadata.tables):
-            raise PrefcapError(f"{target}: a database of something else (tables: {', '.join(sorted(tables)[:5])}); "
-                               "a judgment store needs its own")
-        _Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @classmethod
     def at(cls, target: str | Path, create: bool = True) -> Store:
         """A store from a URL, a database file, or a run folder (which holds prefs.sqlite): a path that is a
         folder or has no suffix is a run folder."""
-        path = Path(str(target))
-        if "://" not in str(target) and (path.is_dir() or not path.suffix):
-            path = path / DEFAULT_FILE
-        return cls(path if "://" not in str(target) else str(target), create=create)
+        return cls(store_file(target) or str(target), create=create)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -148,15 +148,15 @@ class RewardModel:
         if not (folder / CONFIG_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
             raise PrefcapError(f"{folder}: not a reward model folder (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
         verify_checksums(folder)
-        with loading(f"reward model {folder}"):  # a hand-edited or foreign config: missing, unknown, mistyped keys
+        with loading(f"reward model {folder}"):
             saved = json.loads((folder / CONFIG_FILE).read_text())
-            raw = saved["config"]
-            config = RewardConfig(**{**raw, "hidden": tuple(raw["hidden"])})
-            model = cls.new(config, saved["encoder_id"], saved["dim"])
-            try:
+            try:  # a hand-edited or foreign config: missing, unknown or mistyped keys, shapes that do not fit
+                raw = saved["config"]
+                config = RewardConfig(**{**raw, "hidden": tuple(raw["hidden"])})
+                model = cls.new(config, saved["encoder_id"], saved["dim"])
                 model.heads.load_state_dict(load_file(folder / WEIGHTS_FILE))
-            except RuntimeError as error:  # torch: the weights' shapes do not fit the config
-                raise ValueError(str(error)) from None
+            except (KeyError, TypeError, RuntimeError) as error:
+                raise ValueError(f"{type(error).__name__}: {error}") from None
         model.metrics = saved.get("metrics", {})
         if encoder_id is not None:
             model.check_encoder(encoder_id)
