@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -29,14 +29,15 @@ from prefcap.io import write_checksums
 META_FILE = "prefcap_captioner.json"
 
 
-DECODING_MODES = ("greedy", "beam", "sample")
+DecodingMode = Literal["greedy", "beam", "sample"]
+DECODING_MODES: tuple[str, ...] = get_args(DecodingMode)
 
 
 @dataclass(frozen=True)
 class Decoding:
     """How to decode. For RL sampling use mode="sample" with top_p=1.0 (plain temperature sampling)."""
 
-    mode: Literal["greedy", "beam", "sample"] = "greedy"
+    mode: DecodingMode = "greedy"
     num_beams: int = 4
     temperature: float = 1.0
     top_p: float = 1.0

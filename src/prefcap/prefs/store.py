@@ -189,6 +189,10 @@ def _url(target: str | Path) -> str:
     return f"sqlite:///{Path(text).resolve()}"
 
 
+def _sqlite_file(url: str) -> Path | None:
+    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+
+
 def _sqlite_pragmas(engine) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record):
@@ -231,10 +235,10 @@ class Store:
 
     def __init__(self, target: str | Path, create: bool = True):
         url = _url(target)
-        if url.startswith("sqlite:///") and not create and not Path(url.removeprefix("sqlite:///")).is_file():
+        path = _sqlite_file(url)
+        if path is not None and not create and not path.is_file():
             raise PrefcapError(f"{target}: no such judgment store (create one with 'prefcap pairs' or an import)")
-        if url.startswith("sqlite:///"):
-            path = Path(url.removeprefix("sqlite:///"))
+        if path is not None:
             if path.is_file():
                 _check_sqlite_store(path, target)  # read-only, before the pragmas below switch it to WAL
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -260,7 +264,7 @@ class Store:
     @property
     def path(self) -> Path | None:
         """The database file of a SQLite store (None for a server URL)."""
-        return Path(self.url.removeprefix("sqlite:///")) if self.url.startswith("sqlite:///") else None
+        return _sqlite_file(self.url)
 
     def delete(self) -> None:
         """Close and remove a SQLite store's files: what a failed first import leaves behind is no store at all."""
