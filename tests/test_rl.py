@@ -25,7 +25,15 @@ from prefcap.reward.model import RewardConfig, RewardModel
 from prefcap.rl import recipes
 from prefcap.rl.data import AudioOnlyClip, load_rl_audio
 from prefcap.rl.rewards import CaptionReward, RewardTerms, repeated_ngrams
-from prefcap.rl.trainer import RLConfig, advantages, batch_indices, policy_loss, read_log, train_rl
+from prefcap.rl.trainer import (
+    RLConfig,
+    advantages,
+    batch_indices,
+    kl_shaped_rewards,
+    policy_loss,
+    read_log,
+    train_rl,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -79,15 +87,13 @@ def test_advantages_by_hand():
 def test_policy_loss_by_hand():
     log_probs = torch.tensor([[-1.0, -2.0], [-0.5, 0.0]], requires_grad=True)
     sampled = torch.tensor([[-1.0, -1.5], [-0.5, 0.0]])
-    reference = torch.tensor([[-1.2, -2.0], [-0.5, 0.0]])
     entropy = torch.tensor([[1.0, 2.0], [0.5, 0.0]])
     advantage = torch.tensor([2.0, -1.0])
     weights = torch.tensor([[1.0, 1.0], [1.0, 0.0]])  # the last token is padding
-    loss, stats = policy_loss(log_probs, sampled, reference, entropy, advantage, weights, normaliser=3.0,
-                              beta=0.5, epsilon=0.2, entropy_coef=0.1)
+    loss, stats = policy_loss(log_probs, sampled, entropy, advantage, weights, normaliser=3.0, epsilon=0.2,
+                              entropy_coef=0.1)
     ratio_2 = math.exp(-0.5)  # token 2 of row 1: below 1 - ε, clipped to 0.8, min(0.607 * 2, 0.8 * 2) = 1.213
-    kl_1 = math.exp(-0.2) + 0.2 - 1
-    per_token = [-2.0 + 0.5 * kl_1 - 0.1, -ratio_2 * 2 - 0.2, 1.0 - 0.05]
+    per_token = [-2.0 - 0.1, -ratio_2 * 2 - 0.2, 1.0 - 0.05]
     assert loss.item() == pytest.approx(sum(per_token) / 3, abs=1e-6)
     assert stats["clip_fraction"] == pytest.approx(1 / 3)
     loss.backward()
@@ -99,10 +105,122 @@ def test_ppo_clip_stops_the_gradient_once_the_ratio_left_the_trust_region():
     sampled = torch.zeros(1, 1)
     for log_ratio, expect_gradient in ((0.1, True), (0.5, False)):
         log_probs = torch.full((1, 1), log_ratio, requires_grad=True)
-        loss, _ = policy_loss(log_probs, sampled, log_probs.detach(), torch.zeros(1, 1), torch.ones(1),
-                              torch.ones(1, 1), 1.0, beta=0.0, epsilon=0.2, entropy_coef=0.0)
+        loss, _ = policy_loss(log_probs, sampled, torch.zeros(1, 1), torch.ones(1), torch.ones(1, 1), 1.0,
+                              epsilon=0.2, entropy_coef=0.0)
         loss.backward()
         assert (log_probs.grad.abs().item() > 0) == expect_gradient
+
+
+def test_kl_shaped_rewards_by_hand():
+    rewards = torch.tensor([1.0, -2.0])
+    sampled = torch.tensor([[-1.0, -1.5, -0.1], [-0.5, -3.0, 9.0]])
+    reference = torch.tensor([[-1.2, -1.0, -0.3], [-0.5, -2.0, 0.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])  # row 2's last token is padding
+    shaped, kl = kl_shaped_rewards(rewards, sampled, reference, mask, beta=0.5)
+    assert torch.allclose(kl, torch.tensor([0.2 - 0.5 + 0.2, 0.0 - 1.0]))  # k1 per token, summed: may be < 0
+    assert torch.allclose(shaped, rewards - 0.5 * kl)
+    assert torch.equal(kl_shaped_rewards(rewards, sampled, reference, mask, beta=0.0)[0], rewards)
+
+
+# The KL term's gradient, exactly. A sampled caption y contributes −ρ A(y) per token to the loss (ratio ρ = 1 at
+# sampling), so the expected loss gradient is Σ_y π(y) ∇(loss of y) with π(y) held fixed: the score-function
+# estimator in expectation. Enumerating every outcome computes that expectation exactly, through the trainer's
+# own `kl_shaped_rewards` and `policy_loss`. With reward 0 the expectation must be β ∇ KL(π ‖ π_ref). No baseline
+# is needed for that (A = shaped reward): a baseline that does not depend on the sample's own outcome — the scst
+# greedy reward, RLOO's mean of the other samples — adds b · E[∇ log π] = 0, and the RLOO case is checked too by
+# enumerating pairs of samples. (Whitening and GRPO's group std divide by a batch statistic, so their expectation
+# is a rescaled one, not checked here.)
+BETA = 0.3
+
+
+def _expected_loss(outcomes, rows) -> torch.Tensor:
+    """Σ over outcomes of π(outcome) (detached) × the trainer's loss for it; `rows(outcome)` gives
+    (log π [rows, T], log π_ref [rows, T], mask [rows, T], probability of the outcome)."""
+    total = torch.zeros((), dtype=torch.float64)
+    for outcome in outcomes:
+        log_probs, ref_log_probs, mask, probability = rows(outcome)
+        n = log_probs.shape[0]
+        sampled = log_probs.detach()
+        shaped, _ = kl_shaped_rewards(torch.zeros(n, dtype=torch.float64), sampled, ref_log_probs, mask, BETA)
+        advantage = shaped if n == 1 else advantages(shaped.view(1, n), "rloo", scale_rewards=False).view(-1)
+        loss, _ = policy_loss(log_probs, sampled, torch.zeros_like(log_probs), advantage, mask, float(n),
+                              epsilon=0.2, entropy_coef=0.0)
+        total = total + probability.detach() * loss
+    return total
+
+
+def _old_k3_expected_loss(log_pi: torch.Tensor, log_ref: torch.Tensor) -> torch.Tensor:
+    """LOSS_VERSION 1's KL term in expectation: β k3 added to the loss of each sampled token."""
+    log_ratio = log_ref - log_pi
+    return (log_pi.exp().detach() * BETA * (log_ratio.exp() - log_ratio - 1)).sum()
+
+
+def test_the_kl_term_follows_the_gradient_of_kl_policy_to_reference_on_a_categorical():
+    generator = torch.Generator().manual_seed(0)
+    theta = torch.randn(5, generator=generator, dtype=torch.float64).mul(1.5).requires_grad_()
+    log_ref = torch.log_softmax(torch.randn(5, generator=generator, dtype=torch.float64) * 1.5, dim=0)
+
+    def log_pi():
+        return torch.log_softmax(theta, dim=0)
+
+    forward = BETA * torch.autograd.grad((log_pi().exp() * (log_pi() - log_ref)).sum(), theta)[0]
+    reverse = BETA * torch.autograd.grad((log_ref.exp() * (log_ref - log_pi())).sum(), theta)[0]
+    assert (forward - reverse).abs().max() > 0.05  # the two directions differ here: the test can tell them apart
+
+    def one_sample(y):
+        lp = log_pi()
+        return lp[y].view(1, 1), log_ref[y].view(1, 1), torch.ones(1, 1, dtype=torch.float64), lp[y].exp()
+
+    gradient = torch.autograd.grad(_expected_loss(range(5), one_sample), theta)[0]
+    assert torch.allclose(gradient, forward, atol=1e-6)
+    assert not torch.allclose(gradient, reverse, atol=1e-2)
+
+    def two_samples(pair):  # RLOO over 2 samples of one clip: A_1 = r̃_1 − r̃_2, A_2 = r̃_2 − r̃_1
+        lp = log_pi()
+        ids = list(pair)
+        return (lp[ids].view(2, 1), log_ref[ids].view(2, 1), torch.ones(2, 1, dtype=torch.float64),
+                lp[ids].exp().prod())
+
+    pairs = [(a, b) for a in range(5) for b in range(5)]
+    assert torch.allclose(torch.autograd.grad(_expected_loss(pairs, two_samples), theta)[0], forward, atol=1e-6)
+    # and the old k3 loss term, in expectation, followed the reverse KL: the bug this test guards against
+    old = torch.autograd.grad(_old_k3_expected_loss(log_pi(), log_ref), theta)[0]
+    assert torch.allclose(old, reverse, atol=1e-6)
+
+
+def test_the_kl_term_gradient_is_exact_for_whole_sequences():
+    """Two tokens, 3 choices each, the second's distribution depending on the first: the caption-level kl (a
+    sum over its tokens) gives β ∇ KL(π ‖ π_ref) over the 9 sequences. A third, padded token checks the mask."""
+    generator = torch.Generator().manual_seed(1)
+    theta_1 = torch.randn(3, generator=generator, dtype=torch.float64).mul(1.5).requires_grad_()
+    theta_2 = torch.randn(3, 3, generator=generator, dtype=torch.float64).mul(1.5).requires_grad_()
+    ref_1 = torch.log_softmax(torch.randn(3, generator=generator, dtype=torch.float64) * 1.5, dim=0)
+    ref_2 = torch.log_softmax(torch.randn(3, 3, generator=generator, dtype=torch.float64) * 1.5, dim=1)
+    sequences = [(a, b) for a in range(3) for b in range(3)]
+
+    def log_pi():
+        return torch.log_softmax(theta_1, dim=0), torch.log_softmax(theta_2, dim=1)
+
+    def sequence(y):
+        lp_1, lp_2 = log_pi()
+        a, b = y
+        padding = torch.tensor([7.0], dtype=torch.float64)  # anything: masked out
+        log_probs = torch.cat([lp_1[a].view(1), lp_2[a, b].view(1), padding]).view(1, 3)
+        ref = torch.cat([ref_1[a].view(1), ref_2[a, b].view(1), -padding]).view(1, 3)
+        return log_probs, ref, torch.tensor([[1.0, 1.0, 0.0]], dtype=torch.float64), (lp_1[a] + lp_2[a, b]).exp()
+
+    def sequence_log_probs():
+        lp_1, lp_2 = log_pi()
+        return (lp_1.unsqueeze(1) + lp_2).reshape(-1), (ref_1.unsqueeze(1) + ref_2).reshape(-1)
+
+    lp, ref = sequence_log_probs()
+    forward = [BETA * g for g in torch.autograd.grad((lp.exp() * (lp - ref)).sum(), (theta_1, theta_2))]
+    lp, ref = sequence_log_probs()
+    reverse = [BETA * g for g in torch.autograd.grad((ref.exp() * (ref - lp)).sum(), (theta_1, theta_2))]
+    gradient = torch.autograd.grad(_expected_loss(sequences, sequence), (theta_1, theta_2))
+    for got, want, wrong in zip(gradient, forward, reverse, strict=True):
+        assert torch.allclose(got, want, atol=1e-6)
+        assert not torch.allclose(got, wrong, atol=1e-2)
 
 
 def test_batches_cover_every_clip_each_epoch_and_do_not_depend_on_the_start():
@@ -177,7 +295,7 @@ def test_rl_learns_a_simple_reward_and_logs_every_term(corpus, captioner_dir, tm
     policy = load_captioner(captioner_dir, device="cpu")
     clips = audio_only(corpus, "rl")
     config = RLConfig(algorithm=algorithm, num_iterations=num_iterations, max_steps=30, batch_size=4,
-                      num_generations=4, learning_rate=3e-3, beta=0.0, warmup_steps=0, max_new_tokens=12,
+                      num_generations=4, learning_rate=3e-3, beta=0.05, warmup_steps=0, max_new_tokens=12,
                       eval_every=15, save_steps=15)
     reward = LengthReward()
     metrics = train_rl(policy, reward, clips, torch.zeros(len(clips), 4), tmp_path, config,
@@ -186,9 +304,13 @@ def test_rl_learns_a_simple_reward_and_logs_every_term(corpus, captioner_dir, tm
     log = read_log(tmp_path / "log.jsonl")
     train = [r for r in log if r["split"] == "train"]
     assert [r["step"] for r in train] == list(range(1, 31))
-    for key in ("reward", "reward_std", "kl_per_caption", "entropy", "mean_words", "distinct_2", "repetition_rate",
-                "clip_fraction", "frac_reward_zero_std", "beta"):
+    for key in ("reward", "reward_std", "reward_shaped", "kl_penalty", "kl_per_caption", "kl_per_token", "entropy",
+                "mean_words", "distinct_2", "repetition_rate", "clip_fraction", "frac_reward_zero_std", "beta"):
         assert all(math.isfinite(r[key]) for r in train), key
+    for r in train:  # `reward` is the unshaped mean; the KL penalty is folded in after it
+        assert r["kl_penalty"] == pytest.approx(0.05 * r["kl_per_caption"], abs=1e-6)
+        assert r["reward_shaped"] == pytest.approx(r["reward"] - r["kl_penalty"], abs=1e-5)
+    assert np.mean([r["kl_per_caption"] for r in train[-5:]]) > 0  # the policy left the reference
     first, last = np.mean([r["reward"] for r in train[:5]]), np.mean([r["reward"] for r in train[-5:]])
     assert last > first + 1.0, (first, last)
     assert [r["step"] for r in metrics["heldout"]] == [0, 15, 30]

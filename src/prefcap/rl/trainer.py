@@ -6,16 +6,25 @@ One step, for a batch of clips:
      distribution that was sampled);
   2. score them (rewards.py: reward model + extras − guards); captions that never emitted end-of-sequence are
      penalised there and, with `mask_truncated_completions`, left out of the loss;
-  3. advantages, per algorithm:
-       scst  A = r − r(greedy caption of the same clip)           (self-critical)
-       rloo  A_i = r_i − mean of the other k − 1 samples' rewards  (leave-one-out)
-       grpo  A_i = (r_i − mean of the group) / std of the group    (group-normalised)
+  3. fold the KL to the reference policy into the reward (k1, as PPO-RLHF and TRL's RLOO do; `kl_shaped_rewards`):
+       kl_i = Σ_t [log π_sampled(y_t) − log π_ref(y_t)]   over caption i's tokens, end-of-sequence included
+       r̃_i  = r_i − β kl_i                                 (kl_i is a number: no gradient flows through it)
+     E_π[kl_i] = KL(π ‖ π_ref) per caption, and through the score-function gradient of step 5 the expected
+     gradient of the penalty is exactly β ∇KL(π ‖ π_ref) (a per-clip baseline, greedy or leave-one-out, leaves
+     the expectation unchanged; whitening and grpo's group std rescale it together with the reward's). Adding
+     k3 = e^(log π_ref − log π) − (log π_ref − log π) − 1 to the loss instead, as LOSS_VERSION 1 did, estimates
+     the same value but its on-policy gradient is that of KL(π_ref ‖ π): the wrong direction;
+  4. advantages of the shaped reward, per algorithm:
+       scst  A = r̃ − r(greedy caption of the same clip)           (self-critical; the greedy reward is not shaped)
+       rloo  A_i = r̃_i − mean of the other k − 1 samples' r̃       (leave-one-out)
+       grpo  A_i = (r̃_i − mean of the group) / std of the group    (group-normalised)
      with `scale_rewards` the scst / rloo advantages are divided by their batch std (whitening);
-  4. `num_iterations` optimisation passes over the batch, each minimising (see `policy_loss`)
-       per token:  −min(ρ A, clip(ρ, 1 − ε, 1 + ε) A) + β KL_t − entropy_coef H_t,   ρ = π / π_sampled
-       averaged over every scored token of the batch (not per sequence: no bias towards short captions).
+  5. `num_iterations` optimisation passes over the batch, each minimising the whole loss (`policy_loss`)
+       L = (1 / N) Σ_{scored tokens t} [ −min(ρ_t A, clip(ρ_t, 1 − ε, 1 + ε) A) − entropy_coef H_t ],
+       ρ_t = π(y_t) / π_sampled(y_t), N = scored tokens of the whole batch (not per sequence: no bias towards
+       short captions); β enters only through A (step 3).
      The end-of-sequence token is scored and learned like any other, so "when to stop" is learned too.
-  5. optionally adapt β towards `target_kl` (Ziegler et al.'s proportional controller).
+  6. optionally adapt β towards `target_kl` (Ziegler et al.'s proportional controller, on the mean kl_i).
 
 The policy runs in eval mode throughout: no dropout, so the first ratio of a batch is exactly 1, and the audio
 normalisation statistics stay those of supervised training. The reference policy is a frozen copy of the start.
@@ -53,6 +62,7 @@ from prefcap.rl.data import AudioOnlyClip
 from prefcap.rl.rewards import CaptionReward, RewardTerms
 
 ALGORITHMS = ("scst", "rloo", "grpo")
+LOSS_VERSION = 2  # bump when the RL objective changes: stage caches key on it
 LOG_FILE = "log.jsonl"
 METRICS_FILE = "rl_metrics.json"
 
@@ -70,7 +80,7 @@ class RLConfig(RewardTerms):
     warmup_steps: int = 10
     temperature: float = 1.0
     max_new_tokens: int = 32
-    beta: float = 0.05  # KL coefficient
+    beta: float = 0.05  # coefficient of KL(π‖π_ref) per caption, folded into the reward (k1)
     target_kl: float | None = None  # per-caption KL to steer β towards; None: β stays fixed
     kl_horizon: int = 100  # steps over which the controller closes the gap
     epsilon: float = 0.2  # PPO clip range of the ratio
@@ -123,23 +133,30 @@ def advantages(rewards: torch.Tensor, algorithm: str, greedy_rewards: torch.Tens
     return advantage / (advantage.std() + 1e-4) if scale_rewards and advantage.numel() > 1 else advantage
 
 
-def policy_loss(log_probs: torch.Tensor, sampled_log_probs: torch.Tensor, ref_log_probs: torch.Tensor,
-                entropy: torch.Tensor, advantage: torch.Tensor, weights: torch.Tensor, normaliser: float,
-                beta: float, epsilon: float, entropy_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
+@torch.no_grad()
+def kl_shaped_rewards(rewards: torch.Tensor, sampled_log_probs: torch.Tensor, ref_log_probs: torch.Tensor,
+                      mask: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(r − β kl, kl) per caption: `rewards` [rows]; `sampled_log_probs` (the sampling-time log π), `ref_log_probs`
+    and `mask` (1 for the caption's tokens) [rows, T]. kl_i = Σ_t (log π_sampled − log π_ref) is the k1 estimate
+    of KL(π ‖ π_ref) for caption i; the result lives on `rewards`' device."""
+    kl = ((sampled_log_probs - ref_log_probs) * mask).sum(dim=1).to(rewards.device)
+    return rewards - beta * kl, kl
+
+
+def policy_loss(log_probs: torch.Tensor, sampled_log_probs: torch.Tensor, entropy: torch.Tensor,
+                advantage: torch.Tensor, weights: torch.Tensor, normaliser: float, epsilon: float,
+                entropy_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
     """The whole RL loss, per token ([rows, T] tensors; `advantage` [rows]; `weights` 1 for scored tokens),
-    summed and divided by `normaliser` (the number of scored tokens in the whole batch, over all processes)."""
+    summed and divided by `normaliser` (the number of scored tokens in the whole batch, over all processes):
+    the clipped surrogate minus the entropy bonus. The KL penalty is in the advantage (`kl_shaped_rewards`)."""
     ratio = torch.exp(log_probs - sampled_log_probs)
     surrogate = torch.min(ratio * advantage.unsqueeze(1),
                           torch.clamp(ratio, 1 - epsilon, 1 + epsilon) * advantage.unsqueeze(1))
-    log_ratio_ref = ref_log_probs - log_probs
-    kl = torch.exp(log_ratio_ref) - log_ratio_ref - 1  # k3: an unbiased, non-negative estimate of KL(π || π_ref)
-    per_token = -surrogate + beta * kl - entropy_coef * entropy
+    per_token = -surrogate - entropy_coef * entropy
     loss = (per_token * weights).sum() / normaliser
     with torch.no_grad():
         scored = weights.sum().clamp(min=1)
-        stats = {"kl_per_token": float((kl * weights).sum() / scored),
-                 "kl_per_caption": float(((kl * weights).sum(dim=1)).mean()),
-                 "entropy": float((entropy * weights).sum() / scored),
+        stats = {"entropy": float((entropy * weights).sum() / scored),
                  "clip_fraction": float((((ratio - 1).abs() > epsilon).float() * weights).sum() / scored)}
     return loss, stats
 
@@ -242,14 +259,18 @@ def train_rl(policy: Captioner, reward: CaptionReward, clips: Sequence[AudioOnly
         greedy_rewards = None
         if greedy_samples is not None:
             greedy_rewards = reward(clip_embeddings, [t[0] for t in greedy_samples.texts], greedy_samples.truncated)[0]
-        advantage = advantages(rewards.view(-1, k), config.algorithm, greedy_rewards, config.scale_rewards)
-        advantage = advantage.reshape(-1).to(accelerator.device)
         timings["reward"] += (tick := time.perf_counter()) - tock
         captions_scored += len(texts)
 
         with torch.no_grad(), accelerator.autocast():
             ref_log_probs = reference.sequence_log_probs(audio, sr, samples.token_ids, samples.mask,
                                                          config.temperature)
+        # Each process shapes its own samples' rewards (the kl of a caption needs only that caption).
+        # scst: the greedy baseline reward is left unshaped; any per-clip baseline keeps the gradient unbiased,
+        # so it need not include the KL.
+        shaped, kl = kl_shaped_rewards(rewards, samples.log_probs, ref_log_probs, samples.mask, beta)
+        advantage = advantages(shaped.view(-1, k), config.algorithm, greedy_rewards, config.scale_rewards)
+        advantage = advantage.reshape(-1).to(accelerator.device)
         timings["reference"] += (tock := time.perf_counter()) - tick
 
         weights = samples.mask.clone()
@@ -260,8 +281,8 @@ def train_rl(policy: Captioner, reward: CaptionReward, clips: Sequence[AudioOnly
             with accelerator.autocast():
                 log_probs, entropy = policy.sequence_scores(audio, sr, samples.token_ids, samples.mask,
                                                             config.temperature)
-                loss, stats = policy_loss(log_probs, samples.log_probs, ref_log_probs, entropy, advantage,
-                                          weights, normaliser, beta, config.epsilon, config.entropy_coef)
+                loss, stats = policy_loss(log_probs, samples.log_probs, entropy, advantage, weights, normaliser,
+                                          config.epsilon, config.entropy_coef)
             optimizer.zero_grad(set_to_none=False)
             loss.backward()
             _average_gradients(parameters, accelerator)
@@ -270,7 +291,10 @@ def train_rl(policy: Captioner, reward: CaptionReward, clips: Sequence[AudioOnly
         scheduler.step()
         timings["update"] += time.perf_counter() - tock
 
-        stats = _mean_over_processes(accelerator, {**stats, "reward": float(rewards.mean()),
+        kl_stats = {"kl_per_caption": float(kl.mean()),  # what the target_kl controller steers
+                    "kl_per_token": float(kl.sum()) / max(1.0, float(samples.mask.sum())),
+                    "kl_penalty": beta * float(kl.mean()), "reward_shaped": float(shaped.mean())}
+        stats = _mean_over_processes(accelerator, {**stats, **kl_stats, "reward": float(rewards.mean()),  # unshaped
                                                    "reward_std": float(rewards.std()) if len(rewards) > 1 else 0.0,
                                                    **{n: float(v.mean()) for n, v in terms.items()},
                                                    "frac_reward_zero_std": _zero_std_share(rewards.view(-1, k)),
