@@ -132,6 +132,50 @@ def test_truncated_endings(caption, truncated):
     assert diversity_stats([caption])["truncated_ending_rate"] == float(truncated)
 
 
+@pytest.mark.parametrize("caption", [
+    # a dangling determiner, quantifier or possessive
+    "some", "every", "this", "a dog barks at some", "birds chirp in every", "a man speaks into his",
+    "people talk and several", "a bell rings in another", "no", "a woman clears her",
+    # a dangling auxiliary or modal, or degree word
+    "a siren can be", "the bell is", "a door has", "rain was", "the engine will", "a dog might", "the door is being",
+    "a very", "the sound is quite", "it is rather", "the music is so", "the sound is too", "it is much too",
+    # a dangling adjective: adjectives / degree words right after a determiner, no noun after them
+    "the sound of a high", "a very loud", "a dog barks and a high-pitched", "a high pitched", "a metallic-sounding",
+    "a loud and deep", "the rather faint", "rain falls on the heavy", "a man speaks over a distant, steady",
+])
+def test_truncated_endings_a_listener_hears(caption):
+    assert metrics.has_truncated_ending(caption)
+    assert diversity_stats([caption])["truncated_ending_rate"] == 1.0
+
+
+@pytest.mark.parametrize("caption", [
+    "a car passes by", "someone walks in", "water is turned on", "a bell rings for a while",
+    # an adjective after a verb is a complement, not a cut-off phrase
+    "the rain is loud", "a bell rings twice", "the engine is idling", "it is quiet", "the birds sound happy",
+    "the rain is heavy and loud", "it is also pretty loud", "a short train passes leaving all fairly quiet",
+    "it is not that loud", "a bell is sounding",
+    # words that dangle elsewhere but are complete here
+    "a cat meows too", "a dog barks for a minute or so", "someone plays with a pop can", "a kitten meows for her",
+    "children speak to one another", "drums are played one after another", "the voice of a human being",
+    "the wind blows a little", "a man turns on the light",
+])
+def test_complete_endings_are_not_flagged(caption):
+    assert not metrics.has_truncated_ending(caption)
+
+
+def test_no_reference_caption_of_the_synthetic_corpus_ends_truncated():
+    import numpy as np
+
+    from prefcap.data.synth.grammar import reference_captions
+    from prefcap.data.synth.scene import sample_scene
+
+    rng = np.random.default_rng(0)
+    captions = [caption for domain in ("source", "target") for i in range(150)
+                for caption in reference_captions(sample_scene(rng, domain), seed=i)]
+    assert len(captions) == 1500
+    assert [c for c in captions if metrics.has_truncated_ending(c)] == []
+
+
 @pytest.mark.parametrize(("caption", "repetitive"), [
     ("a dog dog barks", True), ("rain falls rain falls", True), ("a dog barks and a cat meows", False),
     ("a b a c", False), ("", False),

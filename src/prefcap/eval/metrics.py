@@ -53,16 +53,58 @@ DEFAULT_SBERT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 SPICE_LIB = Path(inspect.getfile(Bleu)).parents[1] / "spice" / "lib"
 SPICE_JARS = ("stanford-corenlp-3.6.0.jar", "stanford-corenlp-3.6.0-models.jar")
 
-# Words that cannot end a well-formed caption: articles, determiners, conjunctions, and prepositions that are not
+# A truncated ending is a caption that stops where a listener still waits for a word (`_is_truncated`). Plain word
+# rules, no tagger: they run on every RL sample. Determiners, quantifiers and possessives need a noun after them.
+_DETERMINERS = frozenset({"a", "an", "the", "some", "any", "this", "that", "these", "those", "each", "every",
+                          "another", "several", "its", "their", "his", "her", "my", "your", "our", "no"})
+# Auxiliaries and modals need a verb or complement after them ("a siren can be", "the bell is").
+_AUXILIARIES = frozenset({"can", "could", "will", "would", "may", "might", "must", "should", "is", "are", "was",
+                          "were", "be", "been", "being", "has", "have", "had"})
+# Degree words that cannot end a caption ("a very"); "so" and "too" have exceptions (`_COMPLETE_AFTER`, "too").
+_DEGREE_WORDS = frozenset({"very", "quite", "rather", "so", "too"})
+# Words that cannot end a well-formed caption: the three sets above, conjunctions, and prepositions that are not
 # also verb particles. "by", "in", "on" are left out on purpose ("a car passes by", "someone walks in", "water is
-# turned on" are complete); "by" counts only after the participles below.
-_DANGLING_WORDS = frozenset({
-    "a", "an", "the", "its", "their", "and", "or", "but", "nor", "then", "while", "as", "than", "that", "whereas",
-    "because", "of", "with", "to", "from", "for", "at", "into", "onto",
+# turned on" are complete); "by" counts only after the participles of `_DANGLING_BIGRAMS`.
+_DANGLING_WORDS = _DETERMINERS | _AUXILIARIES | _DEGREE_WORDS | frozenset({
+    "and", "or", "but", "nor", "then", "while", "as", "than", "whereas", "because", "of", "with", "to", "from",
+    "for", "at", "into", "onto",
 })
 _DANGLING_BIGRAMS = frozenset({("followed", "by"), ("accompanied", "by"), ("interrupted", "by"), ("preceded", "by"),
                                ("joined", "by")})
 _COMPLETE_BIGRAMS = frozenset({("a", "while")})  # "for a while", "after a while"
+_PREPOSITIONS = frozenset({"to", "for", "with", "at", "from", "of", "by", "in", "on", "into", "onto", "about",
+                           "after", "before", "behind", "around", "near", "beside", "towards", "toward", "like",
+                           "than", "past", "over", "under", "through", "without", "against", "among", "between"})
+# The nouns "can" follows when it is a container ("a pop can", "a spray can"), not a modal.
+_CAN_NOUNS = frozenset({"pop", "soda", "tin", "trash", "garbage", "spray", "beer", "paint", "aluminum", "aluminium",
+                        "metal", "watering", "oil", "aerosol", "coke", "soup", "food", "drink", "gas", "petrol",
+                        "empty", "old"}) | _DETERMINERS
+# A dangling word is complete after these words: "one another", "one after another", "a minute or so", "a human
+# being", "for her" / "to her" (the object pronoun, not the possessive), "a pop can".
+_COMPLETE_AFTER = {"another": frozenset({"one", "after"}), "so": frozenset({"or"}),
+                   "being": frozenset({"human", "well"}), "her": _PREPOSITIONS, "can": _CAN_NOUNS}
+# "too" dangles only after these ("the sound is too", "much too"); elsewhere it means "also" ("a cat meows too").
+_TOO_DANGLES_AFTER = _AUXILIARIES | _DEGREE_WORDS | frozenset({"much", "far", "way", "not"})
+# Adjectives typical in audio captions: after a determiner and with no noun after them, the phrase is cut off ("the
+# sound of a high", "a very loud"). Any word ending in "pitched" / "sounding" counts too (the word pattern splits
+# "high-pitched" into "high", "pitched"). Words that are also nouns or adverbial phrases ("the light", "a little")
+# and words often used as nouns after "the" ("in the dark", "in the open", "as a whole") are left out.
+_ADJECTIVES = frozenset({
+    "loud", "soft", "quiet", "faint", "high", "low", "deep", "fast", "slow", "rapid", "quick", "distant", "steady",
+    "constant", "continuous", "short", "long", "sharp", "heavy", "gentle", "large", "small", "big", "tiny", "huge",
+    "massive", "electronic", "electric", "electrical", "metallic", "mechanical", "digital", "repeated", "repetitive",
+    "rhythmic", "muffled", "distorted", "shrill", "harsh", "dull", "hollow", "brief", "sudden", "intermittent",
+    "periodic", "occasional", "frequent", "regular", "irregular", "random", "strong", "weak", "powerful", "slight",
+    "subtle", "clear", "crisp", "smooth", "rough", "thick", "thin", "busy", "noisy", "crowded", "empty", "nearby",
+    "outdoor", "indoor", "underwater", "wooden", "squeaky", "creaky", "multiple", "various", "numerous",
+    "different", "entire", "new", "old", "silent", "calm", "peaceful", "eerie", "strange", "weird", "unusual",
+})
+# Adverbs of degree that may stand inside such a run ("a very loud", "the rather faint").
+_INTENSIFIERS = _DEGREE_WORDS | frozenset({"extremely", "really", "fairly", "pretty", "somewhat", "slightly",
+                                           "incredibly"})
+# The determiners that make a run of adjectives dangle: not "this" / "that", which are also degree adverbs ("it is
+# not that loud").
+_ADJECTIVE_DETERMINERS = _DETERMINERS - {"this", "that"}
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 
 
@@ -106,9 +148,16 @@ def diversity_stats(captions: Sequence[str]) -> dict[str, float]:
     - `repetition_rate`: share of captions with an immediately repeated word (w_i = w_i+1) or a word bigram that
       occurs at least twice in the caption (overlaps count). Note "a dog barks and a dog growls" counts.
     - `mean_words`: mean words per caption; `vocab_size`: number of distinct words over the set.
-    - `truncated_ending_rate`: share of captions whose last word needs a complement (an article, conjunction or
-      non-particle preposition, e.g. "a", "the", "and", "with", "then", "of", "while", "as", "to"; see
-      `_DANGLING_WORDS`) or that end in "followed by"-like phrases. "by"/"in"/"on" alone and "a while" do not count.
+    - `truncated_ending_rate`: share of captions that stop where a listener still waits for a word: the last word
+      is a determiner, quantifier or possessive ("a", "the", "some", "every", "this", "their", "no"), an auxiliary
+      or modal ("is", "can", "be", "has"), "very" / "quite" / "rather" / "so" / "too", a conjunction or a
+      non-particle preposition ("and", "then", "while", "with", "of", "to"); or the caption ends in "followed
+      by"-like phrases; or it ends on one or more adjectives (a curated list of audio-caption adjectives, plus any
+      word ending in "pitched" / "sounding") and degree words right after a determiner, with no noun after them
+      ("the sound of a high", "a very loud"). Complete, and not counted: "by" / "in" / "on" alone ("a car passes
+      by"), "a while", "one another", "or so", "a human being", "her" after a preposition ("for her"), "can" after
+      a container noun ("a pop can"), "too" meaning "also" ("a cat meows too"), and an adjective after a verb (a
+      complement: "the rain is loud", "it is quiet"). See `_DANGLING_WORDS` and the sets around it.
     """
     if not captions:
         raise ValueError("diversity_stats: no captions given")
@@ -252,7 +301,8 @@ def caption_words(caption: str) -> list[str]:
 
 
 def has_truncated_ending(caption: str) -> bool:
-    """Whether the caption ends on a word that needs a complement ("... followed by", "... with a")."""
+    """Whether the caption stops where a listener still waits for a word ("... followed by", "... with a",
+    "a siren can be", "the sound of a high"): the rules of `diversity_stats`' `truncated_ending_rate`."""
     return _is_truncated(caption_words(caption))
 
 
@@ -267,9 +317,32 @@ def _is_repetitive(words: list[str]) -> bool:
 
 
 def _is_truncated(words: list[str]) -> bool:
+    """The rules of `diversity_stats`' `truncated_ending_rate`, on lowercase words."""
     if not words:
         return False
-    last2 = tuple(words[-2:])
-    if last2 in _COMPLETE_BIGRAMS:
+    last, before = words[-1], words[-2] if len(words) > 1 else ""
+    if (before, last) in _COMPLETE_BIGRAMS:
         return False
-    return words[-1] in _DANGLING_WORDS or last2 in _DANGLING_BIGRAMS
+    if (before, last) in _DANGLING_BIGRAMS:
+        return True
+    if last == "too":
+        return before in _TOO_DANGLES_AFTER
+    if last in _DANGLING_WORDS:
+        return before not in _COMPLETE_AFTER.get(last, ())
+    return _ends_on_dangling_adjectives(words)
+
+
+def _is_adjective(word: str) -> bool:
+    return word in _ADJECTIVES or word.endswith(("pitched", "sounding"))
+
+
+def _ends_on_dangling_adjectives(words: list[str]) -> bool:
+    """Whether the caption ends on a run of adjectives and degree words (joined by "and" / "or" at most) that
+    starts right after a determiner: "a very loud", "the sound of a high", "a loud and high-pitched"."""
+    start = len(words) - 1
+    if not _is_adjective(words[start]):
+        return False
+    while start > 0 and (_is_adjective(words[start - 1]) or words[start - 1] in _INTENSIFIERS
+                         or words[start - 1] in ("and", "or")):
+        start -= 1
+    return start > 0 and words[start] not in ("and", "or") and words[start - 1] in _ADJECTIVE_DETERMINERS
