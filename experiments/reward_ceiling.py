@@ -56,7 +56,7 @@ def caption_vector(text: str) -> np.ndarray:
     """Per class: named, then 1 for each attribute value the caption states for it."""
     parsed = parse_caption(text)
     vector = np.zeros((len(CLASS_NAMES), 1 + len(VALUES)), dtype=np.float32)
-    for cls in parsed.classes:
+    for cls in parsed.classes & set(CLASS_NAMES):  # sources outside the classes have no coordinates
         row = vector[CLASS_NAMES.index(cls)]
         row[0] = 1.0
         for attribute, values in parsed.attributes_of(cls).items():

@@ -11,6 +11,8 @@ import pytest
 import soundfile as sf
 
 from prefcap.cli import exposure_warning, main
+from prefcap.data.synth.panels import LISTENERS_VERSION
+from prefcap.rl.trainer import LOSS_VERSION
 
 
 def run_cli(*args, cwd=None):
@@ -134,7 +136,20 @@ def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
     prefs = results["preferences"]
     assert prefs["judgments"] == 3 * prefs["pairs_added"] > 0 and (out / "prefs" / "prefs.sqlite").is_file()
     rm = results["rm"]
-    assert {"heldout_accuracy", "heldout_pairs", "train_pairs", "annotator_ceiling", "close_pair_accuracy"} <= set(rm)
+    assert {"heldout_accuracy", "heldout_pairs", "train_pairs", "judge_ceiling", "single_annotator_agreement",
+            "close_pair_accuracy"} <= set(rm)
+    assert 0.5 <= rm["judge_ceiling"] <= 1  # the noise-free training panel on the held-out labels
+    judges = results["judges"]  # how alike the two panels judge, and what each system's captions exploit
+    assert {"agreement", "margin_correlation", "system_outputs", "machine_like", "exploit_rates"} <= set(judges)
+    assert 0.5 <= judges["machine_like"]["agreement"] <= 1 and judges["machine_like"]["pairs"] == 200
+    assert set(judges["exploit_rates"]) == {"baseline", "rlhf", "supervised", "dpo"}
+    for rates in judges["exploit_rates"].values():
+        assert set(rates) == {"negation", "invented", "verbless", "relations_stated", "truncated", "repetition"}
+        assert all(0 <= rate <= 1 for rate in rates.values())
+    # a changed listener or RL loss changes the key of every stage it feeds, so those stages are rebuilt
+    keys = {name: json.loads((out / name / "_stage.json").read_text())["config"] for name in ("prefs", "rl", "eval")}
+    assert keys["prefs"]["listeners"] == keys["eval"]["listeners"] == LISTENERS_VERSION
+    assert keys["rl"]["loss"] == LOSS_VERSION
     assert rm["train_pairs"] + rm["heldout_pairs"] <= prefs["pairs_added"]
     assert (out / "reward" / "reliability.png").is_file()
     uncertainty = rm["ensemble_uncertainty"]  # the ensemble variant's spread on each group of clips

@@ -4,7 +4,8 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from conftest import build_prefs_store
-from prefcap.data.synth.judge import TRAINING_PANEL, build_panel
+from prefcap.data.synth.judge import TRAINING_PANEL
+from prefcap.data.synth.panel import build_panel
 from prefcap.errors import PrefcapError
 from prefcap.prefs.agreement import agreement_report, cohen_kappa, fleiss_kappa
 from prefcap.prefs.assign import AssignConfig, assign

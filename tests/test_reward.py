@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from prefcap.errors import PrefcapError
 from prefcap.reward.data import PreferencePair, clip_folds, pairs_from_rows, preference_targets, split_by_clip
-from prefcap.reward.evaluate import annotator_ceiling, expected_calibration_error, learning_curve
+from prefcap.reward.evaluate import expected_calibration_error, learning_curve, single_annotator_agreement
 from prefcap.reward.features import PairFeatures, pair_features
 from prefcap.reward.model import RewardConfig, RewardModel
 from prefcap.reward.train import bradley_terry_loss, train_reward
@@ -54,11 +54,11 @@ def test_duplicates_in_either_order_are_merged_not_double_counted():
     assert (second.votes_b, second.category, second.label) == (1, None, -1)
 
 
-def test_annotator_ceiling_and_calibration_by_hand():
+def test_single_annotator_agreement_and_calibration_by_hand():
     # 3 votes for a and 1 for b: each a-vote agrees with the others' sign, the b-vote does not
-    assert annotator_ceiling([PreferencePair("c", "x", "y", 3, 1, 0)]) == pytest.approx(0.75)
+    assert single_annotator_agreement([PreferencePair("c", "x", "y", 3, 1, 0)]) == pytest.approx(0.75)
     # 1 a, 1 b: each vote's others are a single opposite vote
-    assert annotator_ceiling([PreferencePair("c", "x", "y", 1, 1, 0)]) == 0.0
+    assert single_annotator_agreement([PreferencePair("c", "x", "y", 1, 1, 0)]) == 0.0
     probability = np.array([0.9, 0.9, 0.1, 0.1])
     assert expected_calibration_error(probability, np.array([1, 0, 0, 0.0])) == pytest.approx(0.5 * 0.4 + 0.5 * 0.1)
 

@@ -265,6 +265,20 @@ def _simulate(args: argparse.Namespace) -> None:
     print(f"{stats['annotators']} simulated annotators ({args.panel} panel) gave {stats['judgments']} judgments")
 
 
+def _judge(args: argparse.Namespace) -> None:
+    from prefcap.data.records import CaptionPair, read_clips, read_jsonl_lines
+    from prefcap.data.synth.panels import judge_pairs
+    from prefcap.io import atomic_write
+
+    clips = {clip.id: clip for clip in read_clips(args.clips)}
+    rows = judge_pairs(clips, read_jsonl_lines(args.pairs, CaptionPair), args.panel, seed=args.seed)
+    with atomic_write(args.out) as handle:
+        handle.writelines(json.dumps(row) + "\n" for row in rows)
+    verdicts = [row["verdict"] for row in rows]
+    print(f"{args.panel} panel judged {len(rows)} pairs: a {verdicts.count('a')}, b {verdicts.count('b')}, "
+          f"tie {verdicts.count('tie')} -> {args.out}")
+
+
 def _prefs(args: argparse.Namespace) -> None:
     from prefcap.prefs import formats
 
@@ -316,8 +330,8 @@ def _reward_train(args: argparse.Namespace) -> None:
                                test_fraction=args.test_fraction, cache_root=args.cache, curve=args.learning_curve)
     heldout = metrics["heldout"]
     print(f"saved the reward model to {args.out}: held-out accuracy {heldout['accuracy']:.3f} on "
-          f"{heldout['labelled_pairs']} labelled pairs of unseen clips (annotator ceiling "
-          f"{heldout['annotator_ceiling'] or float('nan'):.3f}), trained on {metrics['train_pairs']} pairs")
+          f"{heldout['labelled_pairs']} labelled pairs of unseen clips (single-annotator agreement "
+          f"{heldout['single_annotator_agreement'] or float('nan'):.3f}), trained on {metrics['train_pairs']} pairs")
 
 
 def _rl(args: argparse.Namespace) -> None:
@@ -429,6 +443,13 @@ def _demo(args: argparse.Namespace) -> None:
     from prefcap.demo import DemoConfig, run_demo, run_seeds, seeds_table, summary_table
 
     config = apply_overrides(DemoConfig(seed=args.seed, size=args.size), args.overrides)
+    if args.until and args.seeds != 1:
+        raise PrefcapError("--until stops one run: use it without --seeds")
+    if args.until:
+        results = run_demo(args.out, config, until=args.until)
+        times = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in results["timings_s"].items())
+        print(f"stopped after {args.until}: {times}")
+        return
     if args.seeds == 1:
         results = run_demo(args.out, config)
         print(summary_table(results))
@@ -555,6 +576,16 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=SEED, default=0)
     simulate.set_defaults(run=_simulate)
 
+    judge = commands.add_parser("judge", help="ask a simulated panel which of two captions of a clip is better")
+    judge.add_argument("--clips", type=Path, required=True, help="clips.jsonl with synthetic scenes")
+    judge.add_argument("--pairs", type=Path, required=True,
+                       help='JSONL, one {"clip_id", "a", "b"} per line (other fields are ignored)')
+    judge.add_argument("--panel", choices=("train", "eval"), required=True)
+    judge.add_argument("--out", type=Path, required=True,
+                       help="JSONL: each pair in order with its verdict (a, b or tie: the majority) and votes")
+    judge.add_argument("--seed", type=SEED, default=0, help="the panel's seed (the demo's seed builds its panels)")
+    judge.set_defaults(run=_judge)
+
     prefs = commands.add_parser("prefs", help="export or import preference data")
     prefs_actions = prefs.add_subparsers(dest="action", required=True, parser_class=_Parser)
     directions = (("export", ("jsonl", "hf", "label-studio")), ("import", ("jsonl", "label-studio", "fense")))
@@ -647,6 +678,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seeds", type=int, default=1,
                       help="run N seeds (--seed, --seed + 1, ...) in OUT/seed-S and report mean ± sd in OUT/seeds.json")
     demo.add_argument("--size", choices=("tiny", "demo"), default="demo")
+    demo.add_argument("--until", metavar="STAGE",
+                      help="stop after this stage (e.g. reward, to choose RL settings on val before scoring test)")
     demo.add_argument("overrides", nargs="*", metavar="key=value")
     demo.set_defaults(run=_demo)
     return parser

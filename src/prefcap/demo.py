@@ -24,16 +24,18 @@ from prefcap.captioners.infer import caption_clips
 from prefcap.captioners.load import load_captioner
 from prefcap.captioners.sft import SFTConfig, new_captioner, train_captioner
 from prefcap.data.records import Clip, read_captions, read_clips, write_jsonl
+from prefcap.data.synth import panels
 from prefcap.data.synth.agreement import annotator_report, pairwise_agreement
 from prefcap.data.synth.corpus import SynthConfig, synthesize
-from prefcap.data.synth.judge import EVALUATION_PANEL, TRAINING_PANEL, build_panel, scene_of
+from prefcap.data.synth.independence import exploit_rates, panel_accuracy, panel_independence, system_output_pairs
+from prefcap.data.synth.judge import scene_of
 from prefcap.encoders.cache import EmbeddingCache
 from prefcap.encoders.clap import ClapEncoder
 from prefcap.encoders.evaluate import text_to_audio_recall, zero_shot_event_map
 from prefcap.encoders.train import EncoderTrainConfig, train_encoder
 from prefcap.errors import PrefcapError
 from prefcap.eval.metrics import compute_metrics
-from prefcap.eval.report import write_report
+from prefcap.eval.report import format_optional, write_report
 from prefcap.eval.systems import SYSTEM_FIELDS, compare_systems, system_scores
 from prefcap.io import atomic_write
 from prefcap.prefs.agreement import agreement_report
@@ -49,7 +51,7 @@ from prefcap.reward.recipes import audio_embeddings, train_from_store
 from prefcap.reward.train import train_reward
 from prefcap.rl.dpo import DPOConfig
 from prefcap.rl.recipes import run_dpo, run_rl
-from prefcap.rl.trainer import RLConfig
+from prefcap.rl.trainer import LOSS_VERSION, RLConfig
 from prefcap.stages import run_stage
 
 SIZES = {
@@ -105,6 +107,11 @@ COMPARISONS = (("rlhf", "baseline"), ("rlhf", "supervised"), ("supervised", "bas
                ("rlhf", "dpo"))
 
 
+# every stage of the demo, in the order it runs them
+STAGES = ("synth_general", "synth_source", "synth_target", "encoder_train", "encoder_eval", "annotator_checks",
+          "baseline_train", "baseline_eval", "preferences", "reward", "rl", "supervised", "dpo", "eval")
+
+
 @dataclass(frozen=True)
 class DemoConfig:
     seed: int = 0
@@ -112,9 +119,19 @@ class DemoConfig:
     sample_rate: int = 16_000
 
 
-def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict:
+class _StoppedAfter(Exception):
+    """Raised after the stage `run_demo(until=...)` names: the run ends there."""
+
+
+def run_demo(out: str | Path, config: DemoConfig, progress: bool = True, until: str | None = None) -> dict:
+    """Every stage in order (each skipped when already built with the same key), then results.json and the
+    report. `until` names a stage to stop after (e.g. "reward" to build the preference data and reward model
+    before choosing RL settings on `val`): nothing is scored on test then, and the return value only lists the
+    stage times."""
     if config.size not in SIZES:
         raise PrefcapError(f"unknown size {config.size!r}; expected one of {sorted(SIZES)}")
+    if until is not None and until not in STAGES:
+        raise PrefcapError(f"unknown stage {until!r}; expected one of {', '.join(STAGES)}")
     sizes = SIZES[config.size]
     out = Path(out)
     timings: dict[str, float] = {}  # each stage's build time, whether built now or by an earlier run
@@ -128,120 +145,130 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
         peaks.append(done.peak_rss_mb)
         if not done.ran:
             cached.append(name)
+        if name == until:
+            raise _StoppedAfter
 
-    for domain in ("general", "source", "target"):
-        synth = SynthConfig(n=sizes[f"{domain}_clips"], domain=domain, seed=config.seed,
-                            sample_rate=config.sample_rate)
-        stage(f"synth_{domain}", out / "data" / domain, asdict(synth),
-              lambda tmp, s=synth: synthesize(tmp, s, progress))
+    try:
+        for domain in ("general", "source", "target"):
+            synth = SynthConfig(n=sizes[f"{domain}_clips"], domain=domain, seed=config.seed,
+                                sample_rate=config.sample_rate)
+            stage(f"synth_{domain}", out / "data" / domain, asdict(synth),
+                  lambda tmp, s=synth: synthesize(tmp, s, progress))
 
-    target_clips = out / "data" / "target" / "clips.jsonl"
-    general = out / "data" / "general"
-    encoder_config = ENCODER_CONFIGS[config.size]
+        target_clips = out / "data" / "target" / "clips.jsonl"
+        general = out / "data" / "general"
+        encoder_config = ENCODER_CONFIGS[config.size]
 
-    def train_offline_clap(tmp: Path) -> None:
-        clips = [c for c in read_clips(general / "clips.jsonl") if c.split == "train"]
-        train_encoder(clips, read_captions(general / "captions.jsonl"), tmp, encoder_config, progress)
+        def train_offline_clap(tmp: Path) -> None:
+            clips = [c for c in read_clips(general / "clips.jsonl") if c.split == "train"]
+            train_encoder(clips, read_captions(general / "captions.jsonl"), tmp, encoder_config, progress)
 
-    stage("encoder_train", out / "encoder", asdict(encoder_config), train_offline_clap,
-          inputs=[general / "clips.jsonl", general / "captions.jsonl"])
+        stage("encoder_train", out / "encoder", asdict(encoder_config), train_offline_clap,
+              inputs=[general / "clips.jsonl", general / "captions.jsonl"])
 
-    def evaluate_encoder(tmp: Path) -> None:
-        encoder = ClapEncoder.from_pretrained(out / "encoder", device="cpu")
-        test = [c for c in read_clips(target_clips) if c.split == "test"]
-        references = {c.clip_id: c.text for c in reversed(read_captions(target_clips.with_name("captions.jsonl")))}
-        audio = EmbeddingCache(out / "cache", encoder).embed_clips(test, progress=progress)
-        metrics = {"clips": len(test), "zero_shot_event_map": zero_shot_event_map(encoder, test, audio),
-                   "text_to_audio": text_to_audio_recall(audio, encoder.embed_text([references[c.id] for c in test]))}
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        def evaluate_encoder(tmp: Path) -> None:
+            encoder = ClapEncoder.from_pretrained(out / "encoder", device="cpu")
+            test = [c for c in read_clips(target_clips) if c.split == "test"]
+            references = {c.clip_id: c.text for c in reversed(read_captions(target_clips.with_name("captions.jsonl")))}
+            audio = EmbeddingCache(out / "cache", encoder).embed_clips(test, progress=progress)
+            recall = text_to_audio_recall(audio, encoder.embed_text([references[c.id] for c in test]))
+            metrics = {"clips": len(test), "zero_shot_event_map": zero_shot_event_map(encoder, test, audio),
+                       "text_to_audio": recall}
+            (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
-    stage("encoder_eval", out / "encoder_eval", {"clips": "target-test"}, evaluate_encoder,
-          inputs=[out / "encoder", target_clips])
+        stage("encoder_eval", out / "encoder_eval", {"clips": "target-test"}, evaluate_encoder,
+              inputs=[out / "encoder", target_clips])
 
-    def check_annotators(tmp: Path) -> None:
-        report = annotator_report(read_clips(target_clips), config.seed, sizes["annotator_pairs"])
-        (tmp / "report.json").write_text(json.dumps(report, indent=2))
+        def check_annotators(tmp: Path) -> None:
+            report = annotator_report(read_clips(target_clips), config.seed, sizes["annotator_pairs"])
+            (tmp / "report.json").write_text(json.dumps(report, indent=2))
 
-    stage("annotator_checks", out / "annotators", {"seed": config.seed, "pairs": sizes["annotator_pairs"]},
-          check_annotators, inputs=[target_clips])
-    source = out / "data" / "source"
-    captioner_size, sft_config = BASELINE[config.size]
+        stage("annotator_checks", out / "annotators",
+              {"seed": config.seed, "pairs": sizes["annotator_pairs"], "listeners": panels.LISTENERS_VERSION},
+              check_annotators, inputs=[target_clips])
+        source = out / "data" / "source"
+        captioner_size, sft_config = BASELINE[config.size]
 
-    def train_baseline(tmp: Path) -> None:
-        clips, captions = read_clips(source / "clips.jsonl"), read_captions(source / "captions.jsonl")
-        train = [c for c in clips if c.split == "train"]
-        train_ids = {c.id for c in train}
-        captioner = new_captioner((c.text for c in captions if c.clip_id in train_ids), seed=config.seed,
-                                  **captioner_size)
-        train_captioner(captioner, train, captions, [c for c in clips if c.split == "val"], captions, tmp,
-                        sft_config, progress)
+        def train_baseline(tmp: Path) -> None:
+            clips, captions = read_clips(source / "clips.jsonl"), read_captions(source / "captions.jsonl")
+            train = [c for c in clips if c.split == "train"]
+            train_ids = {c.id for c in train}
+            captioner = new_captioner((c.text for c in captions if c.clip_id in train_ids), seed=config.seed,
+                                      **captioner_size)
+            train_captioner(captioner, train, captions, [c for c in clips if c.split == "val"], captions, tmp,
+                            sft_config, progress)
 
-    stage("baseline_train", out / "captioner-baseline",
-          {"size": captioner_size, "sft": asdict(sft_config), "seed": config.seed},
-          train_baseline, inputs=[source / "clips.jsonl", source / "captions.jsonl"])
-    stage("baseline_eval", out / "baseline_eval", {"seed": config.seed},
-          lambda tmp: evaluate_baseline(out, tmp, config.seed, progress),
-          inputs=[out / "captioner-baseline", source / "clips.jsonl", target_clips])
-    pairs_config, overlap = PREFERENCES[config.size]
-    pairs_config = replace(pairs_config, seed=config.seed)
+        stage("baseline_train", out / "captioner-baseline",
+              {"size": captioner_size, "sft": asdict(sft_config), "seed": config.seed},
+              train_baseline, inputs=[source / "clips.jsonl", source / "captions.jsonl"])
+        stage("baseline_eval", out / "baseline_eval", {"seed": config.seed, "listeners": panels.LISTENERS_VERSION},
+              lambda tmp: evaluate_baseline(out, tmp, config.seed, progress),
+              inputs=[out / "captioner-baseline", source / "clips.jsonl", target_clips])
+        pairs_config, overlap = PREFERENCES[config.size]
+        pairs_config = replace(pairs_config, seed=config.seed)
 
-    def collect_preferences(tmp: Path) -> None:
-        clips = [c for c in read_clips(target_clips) if c.split == "prefs"]
-        captioner = load_captioner(out / "captioner-baseline", device="cpu")
-        store = Store(tmp / "prefs.sqlite")
-        pairs = build_pairs(store, {"baseline": captioner}, clips, pairs_config, progress=progress)
-        judged = simulate(store, "train", seed=config.seed, overlap=overlap, progress=progress)
-        quality = agreement_report(store.judgment_rows())
-        store.close()
-        summary = {**pairs, **judged, "overlap": overlap, "fleiss_kappa": quality["fleiss_kappa"],
-                   "mean_cohen_kappa": float(np.mean([a["mean_cohen_kappa"] for a in quality["annotators"]]))}
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
+        def collect_preferences(tmp: Path) -> None:
+            clips = [c for c in read_clips(target_clips) if c.split == "prefs"]
+            captioner = load_captioner(out / "captioner-baseline", device="cpu")
+            store = Store(tmp / "prefs.sqlite")
+            pairs = build_pairs(store, {"baseline": captioner}, clips, pairs_config, progress=progress)
+            judged = simulate(store, "train", seed=config.seed, overlap=overlap, progress=progress)
+            quality = agreement_report(store.judgment_rows())
+            store.close()
+            summary = {**pairs, **judged, "overlap": overlap, "fleiss_kappa": quality["fleiss_kappa"],
+                       "mean_cohen_kappa": float(np.mean([a["mean_cohen_kappa"] for a in quality["annotators"]]))}
+            (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
 
-    stage("preferences", out / "prefs", {"pairs": asdict(pairs_config), "overlap": overlap, "panel": "train"},
-          collect_preferences, inputs=[out / "captioner-baseline", target_clips])
-    reward_config = replace(REWARD[config.size], seed=config.seed)
-    stage("reward", out / "reward",
-          {"reward": asdict(reward_config), "variants": REWARD_VARIANTS,
-           "uncertainty": {"ensemble": UNCERTAINTY_ENSEMBLE, "captions": UNCERTAINTY_CAPTIONS}},
-          lambda tmp: train_demo_reward(out, tmp, reward_config, progress),
-          inputs=[out / "encoder", out / "prefs" / "prefs.sqlite", target_clips, source / "clips.jsonl",
-                  *(out / "data" / domain / "captions.jsonl" for domain in ("target", "source"))])
-    rl_config = replace(RL[config.size], seed=config.seed)
+        stage("preferences", out / "prefs", {"pairs": asdict(pairs_config), "overlap": overlap, "panel": "train",
+                                             "listeners": panels.LISTENERS_VERSION},
+              collect_preferences, inputs=[out / "captioner-baseline", target_clips])
+        reward_config = replace(REWARD[config.size], seed=config.seed)
+        stage("reward", out / "reward",
+              {"reward": asdict(reward_config), "variants": REWARD_VARIANTS,
+               "uncertainty": {"ensemble": UNCERTAINTY_ENSEMBLE, "captions": UNCERTAINTY_CAPTIONS}},
+              lambda tmp: train_demo_reward(out, tmp, reward_config, progress),
+              inputs=[out / "encoder", out / "prefs" / "prefs.sqlite", target_clips, source / "clips.jsonl",
+                      *(out / "data" / domain / "captions.jsonl" for domain in ("target", "source"))])
+        rl_config = replace(RL[config.size], seed=config.seed)
 
-    def align_with_rl(tmp: Path) -> None:
-        encoder = ClapEncoder.from_pretrained(out / "encoder", device="cpu")
-        run_rl(out / "captioner-baseline", out / "reward", encoder, target_clips, tmp, rl_config, split="rl",
-               eval_split="val", eval_clips=RL_EVAL_CLIPS[config.size], cache_root=out / "cache", progress=progress,
-               device="cpu")
+        def align_with_rl(tmp: Path) -> None:
+            encoder = ClapEncoder.from_pretrained(out / "encoder", device="cpu")
+            run_rl(out / "captioner-baseline", out / "reward", encoder, target_clips, tmp, rl_config, split="rl",
+                   eval_split="val", eval_clips=RL_EVAL_CLIPS[config.size], cache_root=out / "cache", progress=progress,
+                   device="cpu")
 
-    stage("rl", out / "rl", {"rl": asdict(rl_config), "eval_clips": RL_EVAL_CLIPS[config.size]},
-          align_with_rl, inputs=[out / "captioner-baseline", out / "reward", target_clips])
-    # The paper's comparison: the baseline fine-tuned on the ground-truth references of the same target clips
-    # RL trains on, with the baseline's SFT recipe and as many optimizer steps as RL takes (early stopping on
-    # the target `val` clips).
-    supervised_config = replace(sft_config, max_steps=rl_config.max_steps, seed=config.seed)
+        stage("rl", out / "rl",
+              {"rl": asdict(rl_config), "eval_clips": RL_EVAL_CLIPS[config.size], "loss": LOSS_VERSION},
+              align_with_rl, inputs=[out / "captioner-baseline", out / "reward", target_clips])
+        # The paper's comparison: the baseline fine-tuned on the ground-truth references of the same target clips
+        # RL trains on, with the baseline's SFT recipe and as many optimizer steps as RL takes (early stopping on
+        # the target `val` clips).
+        supervised_config = replace(sft_config, max_steps=rl_config.max_steps, seed=config.seed)
 
-    def train_supervised(tmp: Path) -> None:
-        clips, captions = read_clips(target_clips), read_captions(target_clips.with_name("captions.jsonl"))
-        train_captioner(load_captioner(out / "captioner-baseline", device="cpu"),
-                        [c for c in clips if c.split == "rl"], captions, [c for c in clips if c.split == "val"],
-                        captions, tmp / "captioner", supervised_config, progress)
+        def train_supervised(tmp: Path) -> None:
+            clips, captions = read_clips(target_clips), read_captions(target_clips.with_name("captions.jsonl"))
+            train_captioner(load_captioner(out / "captioner-baseline", device="cpu"),
+                            [c for c in clips if c.split == "rl"], captions, [c for c in clips if c.split == "val"],
+                            captions, tmp / "captioner", supervised_config, progress)
 
-    stage("supervised", out / "supervised", {"sft": asdict(supervised_config)}, train_supervised,
-          inputs=[out / "captioner-baseline", target_clips, target_clips.with_name("captions.jsonl")])
-    dpo_config = replace(DPO[config.size], seed=config.seed)
+        stage("supervised", out / "supervised", {"sft": asdict(supervised_config)}, train_supervised,
+              inputs=[out / "captioner-baseline", target_clips, target_clips.with_name("captions.jsonl")])
+        dpo_config = replace(DPO[config.size], seed=config.seed)
 
-    def align_with_dpo(tmp: Path) -> None:
-        store = Store(out / "prefs" / "prefs.sqlite", create=False)
-        run_dpo(out / "captioner-baseline", store, tmp / "captioner", dpo_config, progress=progress, device="cpu")
-        store.close()
+        def align_with_dpo(tmp: Path) -> None:
+            store = Store(out / "prefs" / "prefs.sqlite", create=False)
+            run_dpo(out / "captioner-baseline", store, tmp / "captioner", dpo_config, progress=progress, device="cpu")
+            store.close()
 
-    stage("dpo", out / "dpo", {"dpo": asdict(dpo_config)}, align_with_dpo,
-          inputs=[out / "captioner-baseline", out / "prefs" / "prefs.sqlite"])
-    stage("eval", out / "eval",
-          {"systems": SYSTEMS, "comparisons": COMPARISONS, "seed": config.seed, "ranking": "eval panel"},
-          lambda tmp: evaluate_demo_systems(out, tmp, config.seed, progress),
-          inputs=[out / "encoder", out / "reward", target_clips, *(out / folder for folder in SYSTEMS.values())])
+        stage("dpo", out / "dpo", {"dpo": asdict(dpo_config)}, align_with_dpo,
+              inputs=[out / "captioner-baseline", out / "prefs" / "prefs.sqlite"])
+        stage("eval", out / "eval",
+              {"systems": SYSTEMS, "comparisons": COMPARISONS, "seed": config.seed, "ranking": "eval panel",
+               "listeners": panels.LISTENERS_VERSION},
+              lambda tmp: evaluate_demo_systems(out, tmp, config.seed, progress),
+              inputs=[out / "encoder", out / "reward", target_clips, *(out / folder for folder in SYSTEMS.values())])
+    except _StoppedAfter:
+        return {"stopped_after": until, "timings_s": timings}
     timings["total"] = sum(timings.values())
     this_run = time.perf_counter() - start
 
@@ -258,6 +285,7 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True) -> dict
         "rl": rl_summary(json.loads((out / "rl" / "rl_metrics.json").read_text())),
         "dpo": json.loads((out / "dpo" / "captioner" / "dpo_metrics.json").read_text()),
         **{key: evaluation[key] for key in ("systems", "pairwise", "ranking")},
+        "judges": judges_summary(evaluation["judges"], json.loads((out / "annotators" / "report.json").read_text())),
         "resources": {"peak_rss_mb": max(peak_rss_mb(), *peaks)},  # skipped stages: the peak when built
         "timings_s": timings,
         "cached_stages": cached,
@@ -343,7 +371,7 @@ def evaluate_baseline(out: Path, tmp: Path, seed: int, progress: bool) -> None:
     its captions against target references, and how much they agree on pairs of its own sampled captions."""
     captioner = load_captioner(out / "captioner-baseline", device="cpu")
     metrics: dict = {}
-    panels = {spec.name: build_panel(spec, seed) for spec in (TRAINING_PANEL, EVALUATION_PANEL)}
+    judges = {name: panels.build(name, seed) for name in panels.PANELS}
     rng = np.random.default_rng(seed)
     for domain in ("source", "target"):
         folder = out / "data" / domain
@@ -358,7 +386,7 @@ def evaluate_baseline(out: Path, tmp: Path, seed: int, progress: bool) -> None:
                                  {c.id: references[c.id] for c in test}, spice=False)
         # a reference vs the baseline's caption, judged by each panel's majority (ties reported, not counted)
         verdicts = {}
-        for name, panel in panels.items():
+        for name, panel in judges.items():
             outcomes = [panel.majority(clip, references[clip.id][int(rng.integers(5))], caption)
                         for clip, caption in zip(test, greedy, strict=True)]
             wins, losses = outcomes.count("a"), outcomes.count("b")
@@ -371,7 +399,7 @@ def evaluate_baseline(out: Path, tmp: Path, seed: int, progress: bool) -> None:
             pairs = [(clip, sampled[2 * k].text, sampled[2 * k + 1].text) for k, clip in enumerate(test)
                      if sampled[2 * k].text != sampled[2 * k + 1].text]
             metrics["annotator_agreement_on_baseline_samples"] = {
-                "pairs": len(pairs), **{name: pairwise_agreement(p.annotators, pairs) for name, p in panels.items()}}
+                "pairs": len(pairs), **{name: pairwise_agreement(p.annotators, pairs) for name, p in judges.items()}}
     (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
 
@@ -439,9 +467,14 @@ def train_demo_reward(out: Path, tmp: Path, config: RewardConfig, progress: bool
         variants[name] = evaluate_reward(models[name], test, test_features)
     trained_on = [store.clip(clip_id) for clip_id in sorted({p.clip_id for p in train})]
     uncertainty = ensemble_uncertainty(out, models[UNCERTAINTY_ENSEMBLE], encoder, trained_on)
+    labelled = [p for p in test if p.label != 0]
+    ceiling = panel_accuracy(panels.build("train", config.seed),
+                             [(store.clip(p.clip_id), p.caption_a, p.caption_b) for p in labelled],
+                             [p.label for p in labelled])
     store.close()
     (tmp / "demo_metrics.json").write_text(json.dumps(
-        {**metrics, "variants": variants, "ensemble_uncertainty": uncertainty}, indent=2, default=float))
+        {**metrics, "judge_ceiling": ceiling, "variants": variants, "ensemble_uncertainty": uncertainty},
+        indent=2, default=float))
 
 
 def evaluate_demo_systems(out: Path, tmp: Path, seed: int, progress: bool) -> None:
@@ -463,10 +496,14 @@ def evaluate_demo_systems(out: Path, tmp: Path, seed: int, progress: bool) -> No
         write_jsonl(tmp / f"captions-{name}.jsonl", captions)
         systems[name] = {c.clip_id: c.text for c in captions}
         scores[name] = system_scores(clips, systems[name], references, encoder, audio, reward)
-    judges = {spec.name: build_panel(spec, seed).majority for spec in (EVALUATION_PANEL, TRAINING_PANEL)}
-    pairwise, ranking = compare_systems(clips, systems, COMPARISONS, judges, seed=seed)
+    built = {name: panels.build(name, seed) for name in ("eval", "train")}
+    pairwise, ranking = compare_systems(clips, systems, COMPARISONS, {n: p.majority for n, p in built.items()},
+                                        seed=seed)
+    judges = {"system_outputs": panel_independence(built["train"], built["eval"],
+                                                   system_output_pairs(clips, systems, COMPARISONS), examples=5),
+              "exploit_rates": {name: exploit_rates(clips, captions) for name, captions in systems.items()}}
     (tmp / "metrics.json").write_text(json.dumps({"clips": len(clips), "systems": scores, "pairwise": pairwise,
-                                                  "ranking": ranking}, indent=2))
+                                                  "ranking": ranking, "judges": judges}, indent=2))
 
 
 def reward_summary(metrics: dict) -> dict:
@@ -474,12 +511,23 @@ def reward_summary(metrics: dict) -> dict:
     heldout = metrics["heldout"]
     return {
         "heldout_accuracy": heldout["accuracy"], "heldout_pairs": heldout["labelled_pairs"],
-        "train_pairs": metrics["train_pairs"], "annotator_ceiling": heldout["annotator_ceiling"],
+        "train_pairs": metrics["train_pairs"], "judge_ceiling": metrics["judge_ceiling"],
+        "single_annotator_agreement": heldout["single_annotator_agreement"],
         "close_pair_accuracy": heldout["close_pair_accuracy"], "nll": heldout["nll"], "ece": heldout["ece"],
         "learning_curve": metrics.get("learning_curve", []),
         "variants": {name: v["accuracy"] for name, v in metrics["variants"].items()},
         "ensemble_uncertainty": metrics["ensemble_uncertainty"],
     }
+
+
+def judges_summary(evaluation: dict, annotators: dict) -> dict:
+    """The `judges` block of results.json: how alike the training panel and the evaluation judge judge (noise
+    free) on the systems' captions — the top-level figures — and on machine-like pairs, with the systems'
+    exploit rates as the evaluation judge reads them."""
+    outputs = evaluation["system_outputs"]
+    return {"agreement": outputs["agreement"], "margin_correlation": outputs["margin_correlation"],
+            "system_outputs": outputs, "machine_like": annotators["independence"],
+            "exploit_rates": evaluation["exploit_rates"]}
 
 
 def rl_summary(metrics: dict) -> dict:
@@ -520,8 +568,11 @@ def summary_table(results: dict) -> str:
                  f"{prefs['fleiss_kappa']:.3f}")
     rm = results["rm"]
     lines.append(f"reward model (paper's head) on {rm['heldout_pairs']} held-out pairs of unseen clips: accuracy "
-                 f"{rm['heldout_accuracy']:.3f} (annotator ceiling {rm['annotator_ceiling']:.3f}), close pairs "
-                 f"{rm['close_pair_accuracy']:.3f}, ECE {rm['ece']:.3f}; trained on {rm['train_pairs']} pairs")
+                 f"{rm['heldout_accuracy']:.3f} (noise-free training panel "
+                 f"{format_optional(rm['judge_ceiling'], '.3f')}"
+                 f", one annotator vs the others {rm['single_annotator_agreement']:.3f}), close pairs "
+                 f"{format_optional(rm['close_pair_accuracy'], '.3f')}, "
+                 f"ECE {rm['ece']:.3f}; trained on {rm['train_pairs']} pairs")
     lines.append("  variants: " + ", ".join(f"{name} {acc:.3f}" for name, acc in rm["variants"].items()))
     curve = " ".join(f"{c['strategy'][0]}{c['pairs']}={c['accuracy']:.3f}" for c in rm["learning_curve"])
     lines.append(f"  learning curve (r: random, u: uncertain): {curve}")
@@ -545,6 +596,17 @@ def summary_table(results: dict) -> str:
         lines.append(f"{row['a']} vs {row['b']} ({row['judge']} panel, {row['clips']} clips): {row['wins']} wins, "
                      f"{row['losses']} losses, {row['ties']} ties; win rate {rate} "
                      f"[{row['ci_low']:.1%}, {row['ci_high']:.1%}], sign test p = {row['sign_test_p']:.2g}")
+    judges = results["judges"]
+    machine = judges["machine_like"]
+    lines.append(f"training panel vs evaluation judge, noise free, on {judges['system_outputs']['pairs']} pairs of "
+                 f"system captions: same verdict {format_optional(judges['agreement'], '.1%')}, margin correlation "
+                 f"{format_optional(judges['margin_correlation'], '.3f')} (machine-like pairs: "
+                 f"{format_optional(machine['agreement'], '.1%')}, "
+                 f"{format_optional(machine['margin_correlation'], '.3f')})")
+    flags = next(iter(judges["exploit_rates"].values()))
+    lines.append(f"{'captions with':<12}" + "".join(f"{name:>18}" for name in flags))
+    for name, rates in judges["exploit_rates"].items():
+        lines.append(f"{name:<12}" + "".join(f"{rate:>18.1%}" for rate in rates.values()))
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in results["timings_s"].items())
     cached = (f"; {len(results['cached_stages'])} stages already built, this run {results['this_run_s']:.1f}s"
               if results.get("cached_stages") else "")

@@ -63,11 +63,26 @@ class Judgment(_Record):
     time: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
+class CaptionPair(_Record):
+    """Two captions of one clip to compare (what `prefcap judge` reads); other fields are allowed and ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    clip_id: str = Field(min_length=1)
+    a: str
+    b: str
+
+
 RecordT = TypeVar("RecordT", bound=_Record)
 
 
 def read_jsonl(path: str | os.PathLike, record_type: type[RecordT]) -> list[RecordT]:
     """Read and validate every line; the first bad line raises ManifestError naming file and line."""
+    return [record for _, record in read_jsonl_lines(path, record_type)]
+
+
+def read_jsonl_lines(path: str | os.PathLike, record_type: type[RecordT]) -> list[tuple[str, RecordT]]:
+    """As `read_jsonl`, each record with "FILE:LINE", for errors found later that must name the line."""
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: no such manifest file")
@@ -82,7 +97,7 @@ def read_jsonl(path: str | os.PathLike, record_type: type[RecordT]) -> list[Reco
             if not line.strip():
                 continue
             try:
-                records.append(record_type.model_validate_json(line))
+                records.append((f"{path}:{line_number}", record_type.model_validate_json(line)))
             except ValidationError as error:
                 problems = "; ".join(
                     f"{'.'.join(str(p) for p in e['loc']) or 'line'}: {e['msg']}" for e in error.errors()

@@ -65,6 +65,11 @@ def win_rate_plot(pairwise: list[dict]) -> str:
     return _png(figure)
 
 
+def format_optional(value: float | None, spec: str) -> str:
+    """A figure that may be missing (a tiny run can leave nothing to compare): "n/a" for None."""
+    return "n/a" if value is None else format(value, spec)
+
+
 def _table(header: list[str], rows: list[list[object]]) -> str:
     def cell(value: object) -> str:
         if isinstance(value, float):
@@ -94,6 +99,12 @@ def write_report(run: str | Path, out: str | Path | None = None) -> Path:
                   f"[{r['ci_low']:.1%}, {r['ci_high']:.1%}]", f"{r['sign_test_p']:.2g}"] for r in pairwise]
     ranking_rows = [[r["system"], f"{r['bt_score']:+.2f}", f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"]
                     for r in results.get("ranking", [])]
+    judges = results["judges"]
+    exploit_rows = [[name, *(f"{rate:.1%}" for rate in rates.values())]
+                    for name, rates in judges["exploit_rates"].items()]
+    exploit_head = list(next(iter(judges["exploit_rates"].values())))
+    disagreement_rows = [[d["clip_id"], d["a"], d["b"], d["train_margin"], d["eval_margin"]]
+                         for d in judges["system_outputs"].get("disagreements", [])]
 
     target = run / "data" / "target"
     clips = {c.id: c for c in read_clips(target / "clips.jsonl") if c.split == "test"}
@@ -126,16 +137,29 @@ git {html.escape(str(provenance.get('git_sha')))}, {html.escape(str(provenance.g
 {html.escape(str(provenance.get('machine')))};
 total {results['timings_s']['total']:.0f} s, peak memory {results['resources']['peak_rss_mb']:.0f} MB</p>
 <h2>Blind pairwise preference (one outcome per test clip)</h2>
-<p>The evaluation panel (blue) is built differently from the panel that labelled the training pairs (grey).</p>
+<p>The evaluation judge (blue) is written apart from the panel that labelled the training pairs (grey): its own
+reading (spaCy), vocabulary and weights.</p>
 <img alt="win rates" src="data:image/png;base64,{win_rate_plot(pairwise)}">
 {_table(["a", "b", "judge", "clips", "wins", "losses", "ties", "win rate", "Wilson 95 %", "sign test p"], pair_rows)}
 <p>Bradley–Terry ranking by the evaluation panel (log-strength, mean 0; 95 % interval from resampling clips):</p>
 {_table(["system", "strength", "95 % interval"], ranking_rows)}
 <h2>Metrics on the held-out target test clips</h2>
 {_table(["system", *SYSTEM_FIELDS], metric_rows)}
+<h2>The judges</h2>
+<p>Training panel and evaluation judge without noise, on {judges['system_outputs']['pairs']} pairs of the systems'
+captions: the same verdict on {format_optional(judges['agreement'], '.1%')}, margin correlation
+{format_optional(judges['margin_correlation'], '.3f')} (on {judges['machine_like']['pairs']} machine-like pairs:
+{format_optional(judges['machine_like']['agreement'], '.1%')},
+{format_optional(judges['machine_like']['margin_correlation'], '.3f')}). Where they part most (margins from a's
+side):</p>
+{_table(["clip", "a", "b", "training panel", "evaluation judge"], disagreement_rows)}
+<p>Share of each system's captions, as the evaluation judge reads them:</p>
+{_table(["system", *exploit_head], exploit_rows)}
 <h2>Reward model</h2>
-<p>Held-out accuracy {rm['heldout_accuracy']:.3f} on {rm['heldout_pairs']} pairs of unseen clips (annotator ceiling
-{rm['annotator_ceiling']:.3f}, close pairs {rm['close_pair_accuracy']:.3f}); trained on {rm['train_pairs']} pairs.</p>
+<p>Held-out accuracy {rm['heldout_accuracy']:.3f} on {rm['heldout_pairs']} pairs of unseen clips; the noise-free
+training panel reaches {format_optional(rm['judge_ceiling'], '.3f')} on the same labels (the most a reward model
+can), one annotator agrees with the others' majority on {rm['single_annotator_agreement']:.3f} of votes; close pairs
+{format_optional(rm['close_pair_accuracy'], '.3f')}; trained on {rm['train_pairs']} pairs.</p>
 <img alt="learning curve" src="data:image/png;base64,{learning_curve_plot(rm['learning_curve'])}">
 <img alt="calibration" src="data:image/png;base64,{_embed(run / 'reward' / 'reliability.png')}">
 <h2>RL</h2>

@@ -22,7 +22,7 @@ from prefcap.captioners.base import Decoding
 from prefcap.captioners.infer import caption_clips
 from prefcap.captioners.load import load_captioner
 from prefcap.data.records import Caption, Choice, Clip, read_captions, write_jsonl
-from prefcap.data.synth.judge import EVALUATION_PANEL, build_panel
+from prefcap.data.synth import panels
 from prefcap.encoders.base import AudioTextEncoder
 from prefcap.encoders.cache import EmbeddingCache
 from prefcap.errors import PrefcapError
@@ -125,7 +125,7 @@ def run_eval(clips: Sequence[Clip], specs: Sequence[str], out: str | Path, *, ju
     if judges == "simulated":
         if any("scene" not in clip.metadata for clip in clips):
             raise PrefcapError("simulated judges need the synthetic corpus's scene metadata; use --judges humans")
-        judge, judge_name = build_panel(EVALUATION_PANEL, seed).majority, "eval"
+        judge, judge_name = panels.build("eval", seed).majority, "eval"
         outcomes = {pair: clip_outcomes(clips, systems[pair[0]], systems[pair[1]], judge, seed) for pair in pairs}
     elif judges == "humans":
         if store is None:

@@ -2,19 +2,17 @@
 
 They read the next item from the store, see the captions in the blind left/right layout (position bias included)
 and answer through `Store.submit` — the path the web app uses — so simulated data has the shape of real data.
-They are a stand-in for people (see prefcap.data.synth.judge), usable only on clips with synthetic scenes.
+They are a stand-in for people (see prefcap.data.synth.panels), usable only on clips with synthetic scenes.
 """
 
 from __future__ import annotations
 
 from tqdm import tqdm
 
-from prefcap.data.synth.judge import EVALUATION_PANEL, TRAINING_PANEL, PanelSpec, build_panel
-from prefcap.errors import PrefcapError
+from prefcap.data.synth import panels
 from prefcap.prefs.assign import AssignConfig, assign
 from prefcap.prefs.store import Store
 
-PANELS: dict[str, PanelSpec] = {"train": TRAINING_PANEL, "eval": EVALUATION_PANEL}
 _SIDE = {"a": "left", "b": "right", "tie": "tie"}  # the annotator sees the left caption as "a"
 
 
@@ -22,9 +20,7 @@ def simulate(store: Store, panel: str = "train", seed: int = 0, overlap: int | N
              progress: bool = True) -> dict[str, int]:
     """Register the panel, top up its assignments to `overlap` judgments per pair (None: answer only what is
     already queued), and answer every open item. Returns counts."""
-    if panel not in PANELS:
-        raise PrefcapError(f"unknown panel {panel!r}; expected one of {sorted(PANELS)}")
-    simulated = build_panel(PANELS[panel], seed=seed).annotators
+    simulated = panels.build(panel, seed).annotators
     annotators = store.ensure_annotators([s.name for s in simulated])
     if overlap is not None:
         assign(store, AssignConfig(overlap=min(overlap, len(annotators)), seed=seed), annotators)

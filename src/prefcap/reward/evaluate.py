@@ -1,8 +1,9 @@
 """How good is a reward model: agreement with people on held-out pairs, calibration, and how much data it needs.
 
 One labelling rule throughout (FENSE's): a pair's label is the sign of its vote sum; zero-sum pairs are left out
-of accuracy. "Close" pairs are the labelled pairs the annotators did not judge unanimously; the annotator ceiling
-is how often one annotator agrees with the majority of the others on the same pairs.
+of accuracy. "Close" pairs are the labelled pairs the annotators did not judge unanimously; the single-annotator
+agreement is how often one annotator agrees with the majority of the others on the same pairs (how consistent the
+people are, not a ceiling for the model, which is scored against the majority of all votes).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from prefcap.reward.features import PairFeatures
 from prefcap.reward.model import RewardConfig, RewardModel
 
 
-def annotator_ceiling(pairs: Sequence[PreferencePair]) -> float | None:
+def single_annotator_agreement(pairs: Sequence[PreferencePair]) -> float | None:
     """Share of votes that agree with the sign of the other votes on the pair (leave-one-out); votes whose
     others cancel out are skipped. A tie vote never agrees with a decided majority."""
     agree = total = 0
@@ -101,7 +102,7 @@ def evaluate_reward(model: RewardModel, pairs: Sequence[PreferencePair], feature
         "per_category": per_category,
         "close_pairs": int(close.sum()),
         "close_pair_accuracy": accuracy(close),
-        "annotator_ceiling": annotator_ceiling(pairs),
+        "single_annotator_agreement": single_annotator_agreement(pairs),
     }
 
 

@@ -14,16 +14,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from prefcap.data.records import Clip
-from prefcap.data.synth import grammar
-from prefcap.data.synth.judge import (
-    EVALUATION_PANEL,
-    TRAINING_PANEL,
-    Panel,
-    SimulatedAnnotator,
-    build_panel,
-    scene_of,
-)
+from prefcap.data.synth import grammar, panels
+from prefcap.data.synth.independence import panel_independence
+from prefcap.data.synth.judge import scene_of
 from prefcap.data.synth.lexicon import CLASS_NAMES, CLASSES
+from prefcap.data.synth.panel import Panel, SimulatedAnnotator
 from prefcap.data.synth.scene import Scene
 
 Pair = tuple[Clip, str, str]
@@ -136,18 +131,19 @@ def panel_agreement(first: Panel, second: Panel, pairs: Sequence[Pair]) -> float
 
 def annotator_report(clips: Sequence[Clip], seed: int = 0, n_pairs: int = 600) -> dict:
     """The annotator checks in one place: reference-vs-fault win rates, agreement within each panel on
-    machine-like pairs, and agreement between the training and the evaluation panel."""
+    machine-like pairs, and agreement and independence between the training and the evaluation panel."""
     rng = np.random.default_rng(seed)
-    panels = {spec.name: build_panel(spec, seed) for spec in (TRAINING_PANEL, EVALUATION_PANEL)}
+    built = {name: panels.build(name, seed) for name in panels.PANELS}
     report: dict = {"clips": len(clips), "machine_like_pairs": n_pairs, "reference_win_rate": {}}
     multi_event = [c for c in clips if len(scene_of(c).events) > 1]
     for fault in SINGLE_FAULTS:
         pool = multi_event if fault == "drop" else clips
         pairs = [(clip, *single_fault_pair(clip, fault, rng)) for clip in pool]
-        report["reference_win_rate"][fault] = {name: win_rate(p.annotators, pairs) for name, p in panels.items()}
+        report["reference_win_rate"][fault] = {name: win_rate(p.annotators, pairs) for name, p in built.items()}
     machine_pairs = machine_like_pairs(clips, rng, n_pairs)
     report["within_panel_agreement"] = {
-        name: pairwise_agreement(p.annotators, machine_pairs) for name, p in panels.items()
+        name: pairwise_agreement(p.annotators, machine_pairs) for name, p in built.items()
     }
-    report["between_panel_agreement"] = panel_agreement(panels["train"], panels["eval"], machine_pairs)
+    report["between_panel_agreement"] = panel_agreement(built["train"], built["eval"], machine_pairs)
+    report["independence"] = panel_independence(built["train"], built["eval"], machine_pairs, examples=5)
     return report

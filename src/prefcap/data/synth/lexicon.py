@@ -52,9 +52,20 @@ class EventClass:
         return ("loudness",) + (("pitch",) if self.has_pitch else ()) + (("rate",) if self.has_rate else ())
 
     @property
+    def noun_forms(self) -> frozenset[str]:
+        """Every noun as written, and the plural a listener also reads ("sirens", "church bells")."""
+        return frozenset({n.text for n in self.nouns} | {_plural(n.text) for n in self.nouns if n.number == "singular"})
+
+    @property
     def keywords(self) -> tuple[str, ...]:
         verb_forms = {form for pair in self.verbs for form in pair}
-        return tuple(sorted({n.text for n in self.nouns} | verb_forms | set(self.extra_keywords)))
+        return tuple(sorted(self.noun_forms | verb_forms | set(self.extra_keywords)))
+
+
+def _plural(noun: str) -> str:
+    if noun.endswith("y") and noun[-2] not in "aeiou":
+        return noun[:-1] + "ies"
+    return noun + ("es" if noun.endswith(("s", "sh", "ch", "x", "z")) else "s")
 
 
 S, P, M = "singular", "plural", "mass"
@@ -78,7 +89,7 @@ EVENT_CLASSES: tuple[EventClass, ...] = (
                             Noun("knock", S)),
                (), False, True, False),
     EventClass("footsteps", (Noun("footsteps", P), Noun("steps", P), Noun("footfalls", P)),
-               (("echoes", "echo"), ("shuffles", "shuffle")), False, True, False, ("walking",)),
+               (("echoes", "echo"), ("shuffles", "shuffle")), False, True, False, ("walking", "walks", "walk")),
     EventClass("clock", (Noun("clock", S), Noun("ticking clock", S), Noun("ticking", M), Noun("clock tick", S)),
                (("ticks", "tick"),), False, True, True),
     EventClass("birds", (Noun("birds", P), Noun("bird", S), Noun("songbirds", P)),
@@ -108,13 +119,51 @@ GENERIC_VERBS: tuple[tuple[str, str], ...] = (("can be heard", "can be heard"), 
 KEYWORDS: tuple[tuple[tuple[str, ...], str, bool], ...] = tuple(
     sorted(
         (
-            (tuple(keyword.split()), c.name, keyword in {n.text for n in c.nouns})
+            (tuple(keyword.split()), c.name, keyword in c.noun_forms)
             for c in EVENT_CLASSES
             for keyword in c.keywords
         ),
         key=lambda item: -len(item[0]),
     )
 )
+
+# Sources outside the scene classes, as a listener reads them (nouns and their sounds, singular and plural, with
+# or without an article). Read only: the grammar never writes them; a caption that names one invents a sound.
+OTHER_SOURCES: dict[str, str] = {
+    word: group
+    for group, words in {
+        "dog": "dog dogs puppy puppies bark barks barking woof growl growls growling",
+        "cat": "cat cats kitten meow meows meowing purr purrs purring",
+        "farm": "cow cows moo horse horses neigh rooster roosters chicken chickens duck ducks quack sheep goat goats",
+        "wild": "frog frogs croak insect insects cricket crickets bee bees buzzing fly flies owl wolf",
+        "people": ("baby babies crowd voice voices "
+                   "speech talk talks talking speak speaks speaking chatter chattering conversation laugh laughs "
+                   "laughing laughter cry cries crying shout shouts shouting scream screams screaming sing "
+                   "singing whisper cough coughs coughing applause clapping cheering"),
+        "music": "music song songs guitar violin trumpet flute radio television tv",
+        "vehicle": ("car cars traffic truck trucks bus motorcycle horn horns honk honks honking train trains "
+                    "plane planes airplane helicopter helicopters"),
+        "weather": "thunder thunderstorm lightning",
+        "water": "water waves stream river splash splashing dripping waterfall ocean",
+        "household": ("slam slams glass phone telephone typing keyboard hammer hammering saw drill "
+                      "vacuum fan dishes fire crackling"),
+    }.items()
+    for word in words.split()
+}
+OTHER_SOUND_VERBS = frozenset({"bark", "barks", "barking", "meow", "meows", "talk", "talks", "talking", "speak",
+                               "speaks", "speaking", "laugh", "laughs", "laughing", "cry", "cries", "crying", "shout",
+                               "shouts", "shouting", "sing", "singing", "honk", "honks", "slam", "slams", "growl",
+                               "growls", "purr", "purrs", "croak", "splash", "crackling", "chatter", "whisper"})
+# Saying a sound is absent: "no", "without", "neither ... nor" reach forward; "not", "never", "cannot" (and any
+# "n't") the clause they stand in.
+FORWARD_NEGATORS = frozenset({"no", "without", "neither", "nor", "none"})
+CLAUSE_NEGATORS = frozenset({"not", "never", "cannot", "absent", "missing"})
+SILENCE = frozenset({"silence", "silent", "nothing"})
+# Verb forms besides the classes' own: what makes a caption a sentence rather than a list of names.
+OTHER_VERBS = frozenset({"is", "are", "was", "were", "be", "been", "heard", "hear", "plays", "play", "playing",
+                         "sounds", "goes", "go", "going", "runs", "running", "starts", "stops", "continues",
+                         "follows", "fades", "passes", "beats", "beating", "blows", "blowing", "walks", "walking",
+                         "someone", "somebody", "it", "he", "she", "they", "you", "we"})
 
 DETERMINERS = frozenset({"a", "an", "the", "some"})
 # Words that relate events; a caption may not end on one of these.
