@@ -59,7 +59,7 @@ class CarefulWeights:
     attribute_credit: float = 0.15  # per attribute stated right
     relation_credit: float = 0.5  # per order, simultaneity or background stated right
     wrong_relation: float = 1.1
-    repetition: float = 2.0  # per repeat (at most three counted)
+    repetition: float = 1.6  # per repeat (at most two counted: a stutter mars a caption, it does not erase it)
     truncation: float = 2.0
     word_list: float = 2.2  # per place where names are strung together without syntax
     non_word: float = 1.5  # per word that is not English
@@ -127,7 +127,7 @@ def score_terms(reading: Reading, scene: HeardScene, weights: CarefulWeights) ->
         "attribute_credit": weights.attribute_credit * (correct_attributes + compared_right),
         "relation_credit": weights.relation_credit * right,
         "wrong_relation": -weights.wrong_relation * wrong,
-        "repetition": -weights.repetition * min(reading.stutters, 3),
+        "repetition": -weights.repetition * min(reading.stutters, 2),
         "truncation": -weights.truncation * reading.truncated,
         "word_list": -weights.word_list * min(reading.list_faults, 2),
         "non_word": -weights.non_word * min(reading.non_words, 3),
