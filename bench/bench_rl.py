@@ -34,7 +34,7 @@ from prefcap.reward.model import RewardModel
 from prefcap.rl.data import load_rl_audio
 from prefcap.rl.recipes import run_rl
 from prefcap.rl.rewards import CaptionReward
-from prefcap.rl.trainer import RLConfig, advantages, batch_indices, policy_loss
+from prefcap.rl.trainer import RLConfig, advantages, batch_indices, kl_shaped_rewards, policy_loss
 
 
 def time_parts_alone(run: Path, encoder: ClapEncoder, config: RLConfig) -> dict[str, float]:
@@ -69,17 +69,17 @@ def time_parts_alone(run: Path, encoder: ClapEncoder, config: RLConfig) -> dict[
         clip_embeddings = embeddings[torch.as_tensor(mine)].repeat_interleave(k, dim=0)
         with timer("reward"):
             rewards, _ = reward(clip_embeddings, texts, samples.truncated)
-            advantage = advantages(rewards.view(-1, k), config.algorithm, None, config.scale_rewards).reshape(-1)
         with timer("reference"), torch.no_grad():
             ref_log_probs = reference.sequence_log_probs(audio, sr, samples.token_ids, samples.mask,
                                                          config.temperature)
+            shaped, _ = kl_shaped_rewards(rewards, samples.log_probs, ref_log_probs, samples.mask, config.beta)
+            advantage = advantages(shaped.view(-1, k), config.algorithm, None, config.scale_rewards).reshape(-1)
         weights = samples.mask.clone()
         weights[samples.truncated] = 0.0
         with timer("forward_backward"):
             log_probs, entropy = policy.sequence_scores(audio, sr, samples.token_ids, samples.mask, config.temperature)
-            loss, _ = policy_loss(log_probs, samples.log_probs, ref_log_probs, entropy, advantage, weights,
-                                  float(weights.sum().clamp(min=1.0)), config.beta, config.epsilon,
-                                  config.entropy_coef)
+            loss, _ = policy_loss(log_probs, samples.log_probs, entropy, advantage, weights,
+                                  float(weights.sum().clamp(min=1.0)), config.epsilon, config.entropy_coef)
             optimizer.zero_grad(set_to_none=False)
             loss.backward()
         with timer("optimizer"):
