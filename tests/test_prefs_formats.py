@@ -291,11 +291,30 @@ def test_any_fense_format_file_imports(tmp_path):
     assert store.counts() == counts
 
 
+def test_fense_clips_named_only_by_audio_id_import(tmp_path):
+    """AudioCaps-Eval names its clips by YouTube id (`audio_id`) and has no `raw_name`; a file may mix both."""
+    store = Store(tmp_path / "prefs.sqlite")
+    clips = [
+        {"audio_id": "--0w1YA1Hm4", "references": ["a vehicle engine revs"],
+         "HM": ["an engine revs", "a dog barks", [1, 1, 1, -1]]},
+        {"audio_id": " -1nilez17Dg ", "references": ["rain falls"], "MM_1": ["rain", "rain falls on a roof", [-1, -1]]},
+        {"raw_name": "x.wav", "audio_id": "ignored-when-raw-name-is-there", "HC": ["a", "b", [1]]},
+    ]
+    stats = import_fense(store, write_json(tmp_path / "audiocaps_eval.json", clips))
+    assert stats == {"clips": 3, "pairs": 3, "skipped_pairs": 0, "judgments": 7, "duplicates": 0}
+    assert [clip.id for clip in store.clips()] == ["--0w1YA1Hm4", "-1nilez17Dg", "x.wav"]
+    assert store.references("--0w1YA1Hm4") == ["a vehicle engine revs"]
+    hm = [r for r in store.judgment_rows() if r["clip_id"] == "--0w1YA1Hm4"]
+    assert sorted(r["choice"] for r in hm) == ["a", "a", "a", "b"]
+
+
 @pytest.mark.parametrize(
     ("entry", "problem"),
     [
         (["not", "a", "clip"], r"clip \[2\]: expected an object"),
         ({"HC": ["a", "b", [1]]}, r"clip \[2\]\['raw_name'\]"),
+        ({"audio_id": None, "HC": ["a", "b", [1]]}, r"clip \[2\]\['audio_id'\]: the clip's id must be"),
+        ({"raw_name": " ", "audio_id": "yt", "HC": ["a", "b", [1]]}, r"clip \[2\]\['raw_name'\]"),
         ({"raw_name": "c.wav", "references": ["ok", 3]}, r"clip \[2\]\['references'\]"),
         ({"raw_name": "c.wav", "HC": ["a", "b"]}, r"clip \[2\]\['HC'\]: a pair is"),
         ({"raw_name": "c.wav", "MM_1": "a versus b"}, r"clip \[2\]\['MM_1'\]: a pair must be a list"),

@@ -39,7 +39,7 @@ LABEL_STUDIO_CONFIG = """<View>
 """
 LABEL_STUDIO_CHOICES = {"left": "a", "right": "b"}  # left is text1, which is caption a
 FENSE_CHOICES = {1: "a", -1: "b", 0: "tie"}  # +1: caption_1 is better
-_FENSE_FIELDS = ("references", "raw_name")
+_FENSE_FIELDS = ("references", "raw_name", "audio_id")
 _FENSE_PAIR_KEY = re.compile(r"(HC|HI|HM|MM)(_\d+)?")  # a known pair key whose value is not a list is an error
 
 
@@ -234,7 +234,8 @@ def _label_studio_time(annotation: dict, where: str) -> datetime | None:
 def import_fense(store: Store, path: str | os.PathLike, origin: str = "fense") -> dict[str, int]:
     """Import FENSE human judgments (Clotho-Eval, AudioCaps-Eval): the only real caption preferences available.
 
-    One object per clip: `raw_name` (the clip id), `references`, and pair keys (HC, HI, HM, MM_1, ...; any other key
+    One object per clip: `raw_name` (the clip id; AudioCaps-style files name some clips only by `audio_id`, a
+    YouTube id, which is used when `raw_name` is missing), `references`, and pair keys (HC, HI, HM, MM_1, ...; any other key
     holding a list counts too) of `[caption_1, caption_2, ..., votes]`. Vote k becomes a judgment by `fense-k`
     (+1: caption_1, -1: caption_2, 0: tie). Both captions of a pair get the system `fense-<key>`: some clips hold
     the same two captions under two keys, judged separately, and distinct systems keep them distinct pairs (the
@@ -275,9 +276,10 @@ def import_fense(store: Store, path: str | os.PathLike, origin: str = "fense") -
 
 
 def _fense_clip_id(entry: dict, where: str) -> str:
-    name = entry.get("raw_name")
+    key = "raw_name" if entry.get("raw_name") is not None or "audio_id" not in entry else "audio_id"
+    name = entry.get(key)
     if not isinstance(name, str) or not name.strip():
-        raise PrefcapError(f"{where}['raw_name']: the clip's file name must be a non-empty string, got {name!r}")
+        raise PrefcapError(f"{where}[{key!r}]: the clip's id must be a non-empty string, got {name!r}")
     return name.strip()
 
 
