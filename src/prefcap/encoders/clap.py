@@ -106,9 +106,7 @@ class ClapEncoder(AudioTextEncoder):
         return torch.cat(rows) if rows else torch.zeros(0, self.dim)
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        tokens = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_text_tokens,
-                                return_tensors="pt")
-        return {"input_ids": tokens["input_ids"], "attention_mask": tokens["attention_mask"]}
+        return clap_tokens(self.tokenizer, texts, self.max_text_tokens)
 
     @torch.no_grad()
     def embed_text(self, texts: Sequence[str]) -> torch.Tensor:
@@ -117,6 +115,12 @@ class ClapEncoder(AudioTextEncoder):
             tokens = {k: v.to(self.device) for k, v in self.tokenize(texts[start : start + self.batch_size]).items()}
             rows.append(F.normalize(_pooled(self.model.get_text_features(**tokens)), dim=-1).cpu())
         return torch.cat(rows) if rows else torch.zeros(0, self.dim)
+
+
+def clap_tokens(tokenizer, texts: Sequence[str], max_tokens: int) -> dict[str, torch.Tensor]:
+    """What a CLAP's text tower reads: padded, truncated ids and their attention mask."""
+    tokens = tokenizer(list(texts), padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
+    return {"input_ids": tokens["input_ids"], "attention_mask": tokens["attention_mask"]}
 
 
 def _text_positions(config) -> int:

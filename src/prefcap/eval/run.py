@@ -116,7 +116,7 @@ def run_eval(clips: Sequence[Clip], specs: Sequence[str], out: str | Path, *, ju
     audio = reward = None
     if encoder is not None:
         audio = EmbeddingCache(cache_root or Path(out) / "cache", encoder).embed_clips(clips, progress=progress)
-        reward = RewardModel.load(reward_dir, encoder_id=encoder.id) if reward_dir else None
+        reward = RewardModel.load(reward_dir, encoder=encoder) if reward_dir else None
     elif reward_dir:
         raise PrefcapError("--reward needs --encoder (the CLAP the reward model was trained on)")
     scores = {name: system_scores(clips, captions, references, encoder, audio, reward)

@@ -42,7 +42,7 @@ def system_scores(clips: Sequence[Clip], captions: Mapping[str, str], references
     if reward is not None:
         reward.check_encoder(encoder.id)
         extra = fluency_features(texts) if reward.config.fluency_features else torch.zeros(len(texts), 0)
-        scores["rm_score"] = float(reward.rewards(audio, text, extra)[0].mean())
+        scores["rm_score"] = float(reward.rewards(audio, text, extra, captions=texts)[0].mean())
     else:
         scores["rm_score"] = None
     return scores

@@ -235,8 +235,8 @@ def import_fense(store: Store, path: str | os.PathLike, origin: str = "fense") -
     """Import FENSE human judgments (Clotho-Eval, AudioCaps-Eval): the only real caption preferences available.
 
     One object per clip: `raw_name` (the clip id; AudioCaps-style files name some clips only by `audio_id`, a
-    YouTube id, which is used when `raw_name` is missing), `references`, and pair keys (HC, HI, HM, MM_1, ...; any other key
-    holding a list counts too) of `[caption_1, caption_2, ..., votes]`. Vote k becomes a judgment by `fense-k`
+    YouTube id, which is used when `raw_name` is missing), `references`, and pair keys (HC, HI, HM, MM_1, ...; any
+    other key holding a list counts too) of `[caption_1, caption_2, ..., votes]`. Vote k becomes a judgment by `fense-k`
     (+1: caption_1, -1: caption_2, 0: tie). Both captions of a pair get the system `fense-<key>`: some clips hold
     the same two captions under two keys, judged separately, and distinct systems keep them distinct pairs (the
     category is the key without its `_<n>`). Pairs whose captions are equal after whitespace normalisation, or

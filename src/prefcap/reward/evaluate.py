@@ -74,8 +74,13 @@ def reliability_plot(probability: np.ndarray, outcome: np.ndarray, path: str | P
 
 def evaluate_reward(model: RewardModel, pairs: Sequence[PreferencePair], features: PairFeatures,
                     plot: str | Path | None = None) -> dict:
+    """`preference_metrics` of the model's P(a ≻ b) on `pairs` (rows of `features`)."""
+    return preference_metrics(model.preference(features).numpy(), pairs, plot)
+
+
+def preference_metrics(probability: np.ndarray, pairs: Sequence[PreferencePair],
+                       plot: str | Path | None = None) -> dict:
     """Accuracy (FENSE rule), NLL of the vote shares, ECE, per-category and close-pair accuracy, the ceiling."""
-    probability = model.preference(features).numpy()
     labels = np.array([p.label for p in pairs])
     labelled = labels != 0
     correct = (probability > 0.5) == (labels > 0)

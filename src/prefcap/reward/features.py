@@ -37,17 +37,18 @@ class SentenceEncoder:
     def __init__(self, name: str = "default"):
         self.id = f"sentence-transformers:{name}"
         with loading(f"sentence encoder {name!r}"):
-            self._model = load_sbert(name)
+            self.model = load_sbert(name)
 
     def embed_text(self, texts: Sequence[str]) -> torch.Tensor:
-        vectors = self._model.encode(list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
+        vectors = self.model.encode(list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
                                      show_progress_bar=False)
         return torch.from_numpy(vectors).float()
 
 
 @dataclass
 class PairFeatures:
-    """Row k holds pair k: clip and caption vectors of side a and side b, and optional caption-only features."""
+    """Row k holds pair k: clip and caption vectors of side a and side b, optional caption-only features, and
+    the captions themselves (what a reward model with a fine-tuned text side reads)."""
 
     clip_a: torch.Tensor
     text_a: torch.Tensor
@@ -55,19 +56,25 @@ class PairFeatures:
     text_b: torch.Tensor
     extra_a: torch.Tensor  # [n, N_FLUENCY] or [n, 0]
     extra_b: torch.Tensor
+    captions_a: list[str] | None = None
+    captions_b: list[str] | None = None
 
     def __len__(self) -> int:
         return self.text_a.shape[0]
 
     def select(self, index: Sequence[int] | np.ndarray | torch.Tensor) -> PairFeatures:
-        index = torch.as_tensor(np.asarray(index, dtype=np.int64))
-        return PairFeatures(*(getattr(self, f)[index] for f in _FIELDS))
+        index = np.asarray(index, dtype=np.int64).reshape(-1)
+        rows = torch.as_tensor(index)
+        tensors = (getattr(self, f)[rows] for f in _TENSORS)
+        captions = ([None if c is None else [c[k] for k in index] for c in (self.captions_a, self.captions_b)])
+        return PairFeatures(*tensors, *captions)
 
     def swapped(self) -> PairFeatures:
-        return PairFeatures(self.clip_b, self.text_b, self.clip_a, self.text_a, self.extra_b, self.extra_a)
+        return PairFeatures(self.clip_b, self.text_b, self.clip_a, self.text_a, self.extra_b, self.extra_a,
+                            self.captions_b, self.captions_a)
 
 
-_FIELDS = ("clip_a", "text_a", "clip_b", "text_b", "extra_a", "extra_b")
+_TENSORS = ("clip_a", "text_a", "clip_b", "text_b", "extra_a", "extra_b")
 
 
 def _normalised(text: str) -> str:
@@ -119,6 +126,7 @@ def pair_features(pairs: Sequence[PreferencePair], text_encoder: TextEncoder, *,
     if not pairs:
         raise PrefcapError("no preference pairs to featurise")
     clip_ids = [p.clip_id for p in pairs]
-    clip_a, text_a, extra_a = side([p.caption_a for p in pairs], clip_ids)
-    clip_b, text_b, extra_b = side([p.caption_b for p in pairs], clip_ids)
-    return PairFeatures(clip_a, text_a, clip_b, text_b, extra_a, extra_b)
+    captions_a, captions_b = [p.caption_a for p in pairs], [p.caption_b for p in pairs]
+    clip_a, text_a, extra_a = side(captions_a, clip_ids)
+    clip_b, text_b, extra_b = side(captions_b, clip_ids)
+    return PairFeatures(clip_a, text_a, clip_b, text_b, extra_a, extra_b, captions_a, captions_b)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from prefcap.data.records import Clip
 from prefcap.encoders.base import AudioTextEncoder
@@ -23,7 +24,7 @@ from prefcap.io import atomic_write
 from prefcap.prefs.pairs import Scorer
 from prefcap.prefs.store import Store
 from prefcap.reward.data import PreferencePair, clip_folds, pairs_from_rows, split_by_clip
-from prefcap.reward.evaluate import evaluate_reward, learning_curve
+from prefcap.reward.evaluate import evaluate_reward, learning_curve, preference_metrics
 from prefcap.reward.features import PairFeatures, TextEncoder, fluency_features, pair_features
 from prefcap.reward.model import RewardConfig, RewardModel
 from prefcap.reward.train import train_reward
@@ -75,14 +76,14 @@ def train_from_store(store: Store, encoder: TextEncoder, out_dir: str | Path, co
     train_features = features.select([rows[id(p)] for p in train])
     test_features = features.select([rows[id(p)] for p in test])
 
-    model = train_reward(train, train_features, config, encoder.id, progress)
+    model = train_reward(train, train_features, config, encoder.id, progress, encoder)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     heldout = evaluate_reward(model, test, test_features, plot=out_dir / "reliability.png")
     metrics = {"mode": mode, "train_pairs": len(train), "heldout": heldout, "training": model.metrics}
     if curve:
         def trainer(subset, subset_features, subset_config):
-            return train_reward(subset, subset_features, subset_config, encoder.id, progress=False)
+            return train_reward(subset, subset_features, subset_config, encoder.id, progress=False, encoder=encoder)
 
         metrics["learning_curve"] = learning_curve(
             train, train_features, test, test_features, config, trainer,
@@ -98,7 +99,7 @@ def train_from_store(store: Store, encoder: TextEncoder, out_dir: str | Path, co
 def evaluate_saved(model_dir: str | Path, store: Store, encoder: TextEncoder, *, all_pairs: bool = False,
                    cache_root: str | Path | None = None) -> dict:
     """A saved model on a store's judgments: its held-out clips (split.json), or every pair with `all_pairs`."""
-    model = RewardModel.load(model_dir, encoder_id=encoder.id)
+    model = RewardModel.load(model_dir, encoder=encoder)
     pairs = pairs_from_rows(store.judgment_rows())
     split = Path(model_dir) / "split.json"
     if not all_pairs:
@@ -123,7 +124,7 @@ def reward_scorer(model: RewardModel, encoder: AudioTextEncoder, cache_root: str
     def score(clip: Clip, texts: list[str]) -> np.ndarray:
         audio = cache.embed_clips([clip], progress=False)[0].expand(len(texts), -1)
         extra = fluency_features(texts) if model.config.fluency_features else torch.zeros(len(texts), 0)
-        return model.member_rewards(audio, encoder.embed_text(texts), extra).numpy()
+        return model.member_rewards(audio, encoder.embed_text(texts), extra, texts).numpy()
 
     return score
 
@@ -141,14 +142,62 @@ def load_fense(path: str | Path) -> tuple[list[PreferencePair], dict[str, list[s
     return pairs, references
 
 
+# The reference-conditioned design for FENSE-format data, chosen inside each training fold between two candidates
+# by the NLL of clip-grouped validation pairs: MiniLM's text side fine-tuned with an interaction head on
+# [mean reference vector; caption vector], and the best frozen-embedding head (docs/results.md has the figures).
+FENSE_CANDIDATES = {
+    "fine-tuned MiniLM, interaction head": RewardConfig(head="interaction", text_encoder="fine-tune", hidden=(256, 64),
+                                                         batch_size=32, epochs=4, patience=1, val_fraction=0.15,
+                                                         text_learning_rate=3e-5),
+    "frozen MiniLM, interaction + fluency + ensemble of 5": RewardConfig(head="interaction", fluency_features=True,
+                                                                         ensemble=5, val_fraction=0.15),
+}
+# Always reported beside it: the paper's head on frozen embeddings, the reproduction.
+FENSE_VARIANTS = {"paper head (mlp, frozen)": RewardConfig(val_fraction=0.15)}
+
+
 def fense_accuracy(train: tuple[list[PreferencePair], dict], test: tuple[list[PreferencePair], dict],
-                   config: RewardConfig, encoder: TextEncoder) -> dict:
-    """Train the reference-conditioned model on `train`, return FENSE-protocol accuracy on `test`."""
+                   candidates: Mapping[str, RewardConfig], encoder: TextEncoder,
+                   variants: Mapping[str, RewardConfig] | None = None, seed: int = 0) -> dict:
+    """Train on one FENSE-format set and score on another, choosing among `candidates` on clip-grouped validation
+    pairs of the training set (as in each fold of `fense_cross_validation`); `variants` are scored beside."""
     (train_pairs, train_refs), (test_pairs, test_refs) = train, test
-    train_features = pair_features(train_pairs, encoder, references=train_refs, fluency=config.fluency_features)
-    test_features = pair_features(test_pairs, encoder, references=test_refs, fluency=config.fluency_features)
-    model = train_reward(train_pairs, train_features, config, encoder.id, progress=False)
-    return fense_scores(model.preference(test_features).numpy(), test_pairs)
+    train_features = pair_features(train_pairs, encoder, references=train_refs, fluency=True)
+    test_features = pair_features(test_pairs, encoder, references=test_refs, fluency=True)
+    probability, chosen, select_nll = _choose_and_predict(train_pairs, train_features, test_features, candidates,
+                                                          variants or {}, encoder, seed)
+    return {**fense_scores(probability["default"], test_pairs), "chosen": chosen, "validation_nll": select_nll,
+            "variants": {name: fense_scores(p, test_pairs) for name, p in probability.items() if name != "default"}}
+
+
+def _choose_and_predict(train_pairs: list[PreferencePair], train_features: PairFeatures, test_features: PairFeatures,
+                        candidates: Mapping[str, RewardConfig], variants: Mapping[str, RewardConfig],
+                        encoder: TextEncoder, seed: int) -> tuple[dict[str, np.ndarray], str, dict[str, float]]:
+    """Train every candidate and variant on `train_pairs` minus a clip-grouped validation share (their early
+    stopping set), predict the test rows, and let the candidate with the lowest validation NLL be the default.
+    Features carry the fluency columns; models without fluency features get them dropped."""
+    if not candidates:
+        raise PrefcapError("no candidate reward config to train")
+    val_fraction = next(iter(candidates.values())).val_fraction
+    select_clips = {p.clip_id for p in split_by_clip(train_pairs, val_fraction, seed=seed)[1]}
+    select_rows = [k for k, p in enumerate(train_pairs) if p.clip_id in select_clips]
+    probability, select_nll = {}, {}
+    for name, config in {**candidates, **variants}.items():
+        fit, score = (train_features, test_features) if config.fluency_features else (
+            _without_fluency(train_features), _without_fluency(test_features))
+        model = train_reward(train_pairs, fit, replace(config, seed=seed), encoder.id, progress=False,
+                             encoder=encoder, val_clips=select_clips)
+        probability[name] = model.preference(score).numpy()
+        if name in candidates:
+            select_nll[name] = preference_metrics(model.preference(fit.select(select_rows)).numpy(),
+                                                  [train_pairs[k] for k in select_rows])["nll"]
+    chosen = min(select_nll, key=select_nll.get)
+    probability["default"] = probability[chosen]
+    return probability, chosen, select_nll
+
+
+def _without_fluency(features: PairFeatures) -> PairFeatures:
+    return replace(features, extra_a=features.extra_a[:, :0], extra_b=features.extra_b[:, :0])
 
 
 def fense_scores(probability: np.ndarray, pairs: Sequence[PreferencePair]) -> dict:
@@ -163,19 +212,50 @@ def fense_scores(probability: np.ndarray, pairs: Sequence[PreferencePair]) -> di
     return scores
 
 
-def fense_cross_validation(path: str | Path, config: RewardConfig, encoder: TextEncoder, folds: int = 5) -> dict:
-    """Clip-grouped k-fold cross-validation: every pair is predicted by a model that never saw its clip."""
+def fense_cross_validation(path: str | Path, candidates: Mapping[str, RewardConfig], encoder: TextEncoder,
+                           folds: int = 5, variants: Mapping[str, RewardConfig] | None = None, seed: int = 0,
+                           progress: bool = True) -> dict:
+    """Nested clip-grouped k-fold cross-validation: every pair is predicted by models that never saw its clip.
+
+    In each outer fold a clip-grouped `val_fraction` (of the first candidate) of the training clips is set aside;
+    every model trains on the other training clips and stops early on those. The default's prediction for the
+    fold is the candidate with the lowest NLL on the set-aside clips: a design is chosen inside the training fold,
+    never on the fold being scored. `variants` are other designs, trained and scored on the same splits. Returns
+    the default's scores at the top level (FENSE's categories and total), each candidate's and variant's own
+    under "variants", and each fold's figures (with the candidate it chose) under "folds"."""
     pairs, references = load_fense(path)
     # a pair's features depend on its own clip only, so they are computed once for every fold
-    features = pair_features(pairs, encoder, references=references, fluency=config.fluency_features)
-    probability = np.zeros(len(pairs))
-    for k, test_rows in enumerate(clip_folds(pairs, folds, seed=config.seed)):
+    features = pair_features(pairs, encoder, references=references, fluency=True)
+    names = [*candidates, *(variants or {}), "default"]
+    probability = {name: np.zeros(len(pairs)) for name in names}
+    fold_rows = []
+    for k, test_rows in enumerate(tqdm(clip_folds(pairs, folds, seed=seed), desc="FENSE folds", disable=not progress)):
         test_set = set(test_rows)
         train_rows = [i for i in range(len(pairs)) if i not in test_set]
-        model = train_reward([pairs[i] for i in train_rows], features.select(train_rows),
-                             replace(config, seed=config.seed + k), encoder.id, progress=False)
-        probability[test_rows] = model.preference(features.select(test_rows)).numpy()
-    return {**fense_scores(probability, pairs), "folds": folds, "config": asdict(config)}
+        predicted, chosen, select_nll = _choose_and_predict(
+            [pairs[i] for i in train_rows], features.select(train_rows), features.select(test_rows), candidates,
+            variants or {}, encoder, seed + k)
+        for name in names:
+            probability[name][test_rows] = predicted[name]
+        test_pairs = [pairs[i] for i in test_rows]
+        fold_rows.append({"fold": k, "clips": len({p.clip_id for p in test_pairs}), "chosen": chosen,
+                          "validation_nll": select_nll, **fense_scores(predicted["default"], test_pairs),
+                          "variants": {name: fense_scores(predicted[name], test_pairs)["total"]
+                                       for name in names if name != "default"}})
+    return {**fense_scores(probability["default"], pairs), "folds": fold_rows,
+            "variants": {name: fense_scores(probability[name], pairs) for name in names if name != "default"},
+            "candidates": {name: asdict(config) for name, config in candidates.items()}, "seed": seed}
+
+
+def fense_table(results: Mapping[str, dict]) -> str:
+    """Variants side by side: FENSE's categories and the total, one row each."""
+    columns = (*FENSE_CATEGORIES, "total")
+    width = max(len(name) for name in results) + 2
+    lines = [f"{'':<{width}}" + "".join(f"{c:>8}" for c in columns)]
+    for name, scores in results.items():
+        cells = ("n/a" if scores.get(c) is None else f"{scores[c]:.3f}" for c in columns)
+        lines.append(f"{name:<{width}}" + "".join(f"{cell:>8}" for cell in cells))
+    return "\n".join(lines)
 
 
 def _write_json(path: Path, payload: dict) -> None:

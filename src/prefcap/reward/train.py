@@ -8,11 +8,15 @@ The Bradley–Terry term depends on r_a − r_b only, so the model is antisymmet
 as (b, a) with target 1 − t gives exactly the same loss, and left/right position cannot matter. It also leaves
 each clip's reward level free; the last term (TRL's `center_rewards_coefficient`, μ) pins it near 0 on the data,
 so ensemble heads agree on levels where they have seen data and disagree where they have not.
+
+With `text_encoder="fine-tune"` the same loss also trains each head's copy of the encoder's text side, at its own
+small step (`text_learning_rate`); λ applies to the head only, and early stopping on clip-grouped validation
+pairs keeps the epoch before the text side starts to memorise the training captions.
 """
 
 from __future__ import annotations
 
-import copy
+from collections.abc import Collection
 
 import numpy as np
 import torch
@@ -31,24 +35,32 @@ def bradley_terry_loss(reward_a: torch.Tensor, reward_b: torch.Tensor, target: t
 
 
 def l2_penalty(head: RewardHead) -> torch.Tensor:
-    return sum((p**2).sum() for name, p in head.named_parameters() if name.endswith("weight"))
+    return sum((p**2).sum() for name, p in head.mlp.named_parameters() if name.endswith("weight"))
+
+
+def pair_rewards(head: RewardHead, features: PairFeatures) -> tuple[torch.Tensor, torch.Tensor]:
+    return (head(features.clip_a, features.text_a, features.extra_a, features.captions_a),
+            head(features.clip_b, features.text_b, features.extra_b, features.captions_b))
 
 
 def head_loss(head: RewardHead, features: PairFeatures, target: torch.Tensor, config: RewardConfig) -> torch.Tensor:
-    reward_a = head(features.clip_a, features.text_a, features.extra_a)
-    reward_b = head(features.clip_b, features.text_b, features.extra_b)
+    reward_a, reward_b = pair_rewards(head, features)
     return (bradley_terry_loss(reward_a, reward_b, target)
             + config.l2 * l2_penalty(head)
             + config.center_rewards_coefficient * ((reward_a + reward_b) ** 2).mean())
 
 
 def train_head(head: RewardHead, features: PairFeatures, target: torch.Tensor, config: RewardConfig,
-               seed: int, val: tuple[PairFeatures, torch.Tensor] | None = None) -> dict:
+               seed: int, val: tuple[PairFeatures, torch.Tensor] | None = None, progress: bool = False) -> dict:
     """Adam on mini-batches; with `val`, keep the weights of the epoch with the lowest validation NLL."""
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(head.parameters(), lr=config.learning_rate)
+    groups = [{"params": head.mlp.parameters(), "lr": config.learning_rate}]
+    if head.tower is not None:
+        groups.append({"params": [p for p in head.tower.parameters() if p.requires_grad],
+                       "lr": config.text_learning_rate})
+    optimizer = torch.optim.Adam(groups)
     best, best_state, stale, epochs_run = float("inf"), None, 0, 0
-    for epochs_run in range(1, config.epochs + 1):  # noqa: B007 (read after the loop)
+    for epochs_run in tqdm(range(1, config.epochs + 1), desc="reward epochs", disable=not progress):  # noqa: B007
         head.train()
         for batch in torch.randperm(len(features), generator=generator).split(config.batch_size):
             loss = head_loss(head, features.select(batch), target[batch], config)
@@ -60,23 +72,24 @@ def train_head(head: RewardHead, features: PairFeatures, target: torch.Tensor, c
         head.eval()
         with torch.no_grad():
             val_features, val_target = val
-            val_nll = bradley_terry_loss(head(val_features.clip_a, val_features.text_a, val_features.extra_a),
-                                         head(val_features.clip_b, val_features.text_b, val_features.extra_b),
-                                         val_target).item()
+            val_nll = bradley_terry_loss(*pair_rewards(head, val_features), val_target).item()
         if val_nll < best - 1e-4:
-            best, best_state, stale = val_nll, copy.deepcopy(head.state_dict()), 0
+            best, best_state, stale = val_nll, head.trainable_state(), 0
         else:
             stale += 1
             if stale >= config.patience:
                 break
     if best_state is not None:
-        head.load_state_dict(best_state)
+        head.load_trainable_state(best_state)
     return {"epochs": epochs_run, "best_val_nll": best if best_state is not None else None}
 
 
 def train_reward(pairs: list[PreferencePair], features: PairFeatures, config: RewardConfig, encoder_id: str,
-                 progress: bool = True) -> RewardModel:
-    """Train every head of a new model on `pairs` (rows of `features` in the same order)."""
+                 progress: bool = True, encoder: object | None = None,
+                 val_clips: Collection[str] | None = None) -> RewardModel:
+    """Train every head of a new model on `pairs` (rows of `features` in the same order); `encoder` (the one
+    named by `encoder_id`) is needed when the model fine-tunes its text side. The pairs of `val_clips` (by default
+    a clip-grouped `val_fraction` of the clips, drawn with the seed) are held out for early stopping."""
     if len(pairs) != len(features):
         raise PrefcapError(f"{len(pairs)} pairs but {len(features)} feature rows")
     kept, target = preference_targets(pairs, config.target, config.ties)
@@ -85,14 +98,16 @@ def train_reward(pairs: list[PreferencePair], features: PairFeatures, config: Re
     index = {id(p): k for k, p in enumerate(pairs)}
     rows = np.array([index[id(p)] for p in kept])
     train_rows, val = rows, None
-    if config.val_fraction > 0 and len({p.clip_id for p in kept}) >= 10:
-        train_pairs, val_pairs = split_by_clip(kept, config.val_fraction, seed=config.seed)
-        val_set = {id(p) for p in val_pairs}
-        is_val = np.array([id(p) in val_set for p in kept])
+    if val_clips is None and config.val_fraction > 0 and len({p.clip_id for p in kept}) >= 10:
+        val_clips = {p.clip_id for p in split_by_clip(kept, config.val_fraction, seed=config.seed)[1]}
+    if val_clips:
+        is_val = np.array([p.clip_id in val_clips for p in kept])
+        if is_val.all() or not is_val.any():
+            raise PrefcapError("the validation clips must hold some of the pairs, not all of them")
         train_rows = rows[~is_val]
         val = (features.select(rows[is_val]), torch.from_numpy(target[is_val]))
         target = target[~is_val]
-    model = RewardModel.new(config, encoder_id, features.text_a.shape[1])
+    model = RewardModel.new(config, encoder_id, features.text_a.shape[1], encoder)
     rng = np.random.default_rng(config.seed)
     member_stats = []
     for k, head in enumerate(tqdm(model.heads, desc="reward heads", disable=not progress or config.ensemble == 1)):
@@ -100,7 +115,8 @@ def train_reward(pairs: list[PreferencePair], features: PairFeatures, config: Re
         if config.ensemble > 1 and config.bootstrap:
             sample = rng.integers(0, len(train_rows), len(train_rows))
         member_stats.append(train_head(head, features.select(train_rows[sample]),
-                                       torch.from_numpy(target[sample]), config, config.seed + k, val))
+                                       torch.from_numpy(target[sample]), config, config.seed + k, val,
+                                       progress=progress and config.fine_tunes_text))
     model.metrics = {"train_pairs": len(train_rows), "val_pairs": 0 if val is None else len(val[1]),
                      "heads": member_stats}
     return model

@@ -27,7 +27,7 @@ def run_rl(captioner: str | Path, reward_dir: str | Path, encoder: AudioTextEnco
            progress: bool = True, device: str | None = None) -> dict:
     """RL on the audio of `clips_file`'s `split` clips, evaluated on the first `eval_clips` of `eval_split`."""
     policy = load_captioner(captioner, device=device)
-    reward = CaptionReward(RewardModel.load(reward_dir, encoder_id=encoder.id), encoder, config)
+    reward = CaptionReward(RewardModel.load(reward_dir, encoder=encoder), encoder, config)
     clips = read_clips(clips_file)
     train = [c for c in clips if c.split == split]
     held_out = [c for c in clips if c.split == eval_split][:eval_clips] if eval_split else []

@@ -65,7 +65,7 @@ class CaptionReward:
         text = self.encoder.embed_text(list(captions))
         audio = audio.to(text.device)
         extra = fluency_features(captions) if self.model.config.fluency_features else torch.zeros(len(captions), 0)
-        rm, spread = self.model.rewards(audio, text, extra, group_size)
+        rm, spread = self.model.rewards(audio, text, extra, group_size, captions=list(captions))
         words = torch.tensor([len(caption_words(c)) for c in captions], dtype=torch.float32)
         terms = {
             "rm": rm,
