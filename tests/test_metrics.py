@@ -218,3 +218,6 @@ def test_fluency_profile_counts_the_faults_a_listener_hears():
     assert profile("a siren wails followed by")["truncated"] == 1
     assert profile("loud shrieks chi\ufffd faintly")["malformed_words"] == 0.25
     assert profile("it's a dog-like sound, then silence.")["malformed_words"] == 0
+    assert profile("dog, rain, bell")["function_words"] == 0 and clean["function_words"] == 2 / 6
+    assert profile("No dog barks and the rain can't be heard, without wind.")["negations"] == 3
+    assert clean["negations"] == 0

@@ -12,7 +12,16 @@ from prefcap.captioners.base import Decoding, Generation
 from prefcap.data.audio import write_wav
 from prefcap.data.records import Caption, Clip
 from prefcap.errors import PrefcapError
-from prefcap.prefs.pairs import Candidate, PairsConfig, build_pairs, normalise, sample_candidates, select_pairs
+from prefcap.prefs.pairs import (
+    Candidate,
+    PairsConfig,
+    build_pairs,
+    contrast_pairs,
+    normalise,
+    sample_candidates,
+    select_pairs,
+)
+from prefcap.prefs.perturb import PERTURBATIONS, perturb_by_name
 from prefcap.prefs.store import Store
 from prefcap.tokenizer import train_tokenizer
 
@@ -167,15 +176,66 @@ def test_build_pairs_with_a_real_captioner_stores_them_once(audio_clips, tmp_pat
     captioner.model.eval()
     decodings = (Decoding(max_new_tokens=6), Decoding(mode="beam", num_beams=2, max_new_tokens=6),
                  Decoding(mode="sample", max_new_tokens=6))
-    config = PairsConfig(num_pairs=8, strategy="cross-system", decodings=decodings)
+    config = PairsConfig(num_pairs=8, strategy="cross-system", decodings=decodings, contrast_fraction=0.25)
     store = Store(tmp_path / "prefs.sqlite")
     stats = build_pairs(store, {"one": captioner, "two": captioner}, audio_clips, config, progress=False)
     assert (stats["clips"], stats["clips_without_candidates"], stats["pairs_requested"]) == (3, 1, 8)
     assert stats["pairs_added"] == stats["pairs_selected"] == store.pair_count() == 8
-    assert {row["origin"] for row in store.pair_rows()} == {"cross-system"}
+    origins = Counter(row["origin"].split(":")[0] for row in store.pair_rows())
+    assert origins == {"cross-system": 6, "contrast": 2} == Counter({"cross-system": 8 - stats["contrast_pairs"],
+                                                                     "contrast": stats["contrast_pairs"]})
     assert all(row["system_a"] != row["system_b"] for row in store.pair_rows())
+    assert all(row["origin"] in (row["system_a"], row["system_b"]) for row in store.pair_rows()
+               if row["origin"].startswith("contrast"))
     with pytest.raises(PrefcapError, match="needs a reward model"):
         build_pairs(store, {"one": FixedCaptioner({})}, audio_clips, PairsConfig(num_pairs=1, strategy="uncertain"))
     again = build_pairs(store, {"one": captioner, "two": captioner}, audio_clips, config, progress=False)
     assert again["pairs_selected"] == stats["pairs_selected"] and again["pairs_added"] == 0
     store.close()
+
+
+CAPTIONS = ["A dog barks while rain falls on a roof.", "A siren wails in the distance as a car passes by.",
+            "Birds chirp and a bell rings twice.", "Water drips slowly in a quiet room."]
+
+
+@pytest.mark.parametrize("kind", PERTURBATIONS)
+def test_every_perturbation_damages_the_caption_in_its_own_way(kind):
+    rng = np.random.default_rng(0)
+    caption, others = CAPTIONS[0], CAPTIONS[1:]
+    damaged = {perturb_by_name(kind, caption, others, np.random.default_rng(k)) for k in range(8)} - {None}
+    assert damaged and caption not in damaged
+    for text in damaged:
+        words = text.lower().rstrip(".").split()
+        if kind == "cut_off":
+            assert not text.endswith(".") and len(words) < 10 and caption.lower().startswith(text.lower())
+        elif kind == "repeat":
+            assert len(words) > 10
+        elif kind == "negate":
+            assert {"no", "not", "without", "cannot", "neither"} & set(words)
+        elif kind == "verbless":
+            assert not {"barks", "falls", "while"} & set(words) and "dog" in words
+        elif kind == "other_clip":
+            assert text in others
+        elif kind == "add_other_sound":
+            assert text.lower().startswith(caption.lower().rstrip(".")) and len(words) > 10
+        else:
+            assert sorted(words) == sorted(caption.lower().rstrip(".").split())
+    assert perturb_by_name(kind, "", [], rng) is None
+
+
+def test_contrast_pairs_take_their_share_of_the_budget_and_are_marked(tmp_path):
+    clips = [Clip(id=f"c{k}", domain="target") for k in range(4)]
+    candidates = {c.id: [Candidate(CAPTIONS[k], "baseline", {"mode": "greedy"}),
+                         Candidate(CAPTIONS[(k + 1) % 4], "baseline", {"mode": "sample"})]
+                  for k, c in enumerate(clips)}
+    pairs = contrast_pairs(clips, candidates, 12, seed=0)
+    assert len(pairs) == 12 and Counter(p.clip.id for p in pairs) == {c.id: 3 for c in clips}
+    for pair in pairs:
+        damaged, original = sorted((pair.caption_a, pair.caption_b), key=lambda c: not c.source.startswith("contrast"))
+        assert damaged.source == pair.origin and pair.origin.split(":")[1] in PERTURBATIONS
+        assert original.text in {c.text for c in candidates[pair.clip.id]} and damaged.text != original.text
+    assert {p.caption_a.source.startswith("contrast") for p in pairs} == {True, False}  # a or b at random
+    assert [p.caption_a.text for p in contrast_pairs(clips, candidates, 12, seed=0)] == [
+        p.caption_a.text for p in pairs]
+    with pytest.raises(PrefcapError, match="contrast_fraction"):
+        PairsConfig(num_pairs=4, contrast_fraction=1.0)

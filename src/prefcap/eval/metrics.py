@@ -278,21 +278,36 @@ def _sbert_sim(name: str, ids: list[str], gts: dict[str, list[str]], res: dict[s
 # words that may repeat as a pair without it being a stutter ("in the ... in the")
 FILLER_WORDS = frozenset({"a", "an", "the", "and", "of", "in", "on", "with", "is", "are", "be", "can", "heard", "as",
                      "while", "then", "by", "to", "at", "it", "its", "there", "sound", "sounds"})
-FLUENCY_FEATURES = ("stutters", "repeated_bigrams", "truncated", "words", "malformed_words")
+FLUENCY_FEATURES = ("stutters", "repeated_bigrams", "truncated", "words", "malformed_words", "function_words",
+                    "negations")
+NEGATIONS = frozenset({"no", "not", "without", "neither", "nor", "never", "cannot", "none", "nothing"})
+# closed-class English words: a sentence has some (articles, auxiliaries, prepositions, conjunctions, pronouns), a
+# bare list of nouns has none
+FUNCTION_WORDS = frozenset({
+    "a", "an", "the", "this", "that", "these", "those", "some", "any", "no", "another", "other", "each", "every",
+    "is", "are", "was", "were", "be", "been", "being", "am", "can", "could", "may", "might", "will", "would", "has",
+    "have", "had", "does", "do", "did", "of", "in", "on", "at", "by", "with", "without", "from", "to", "into",
+    "onto", "over", "under", "through", "across", "behind", "near", "after", "before", "during", "while", "as",
+    "and", "or", "but", "nor", "then", "than", "when", "until", "it", "its", "they", "their", "he", "she", "his",
+    "her", "someone", "something", "there", "here", "not"})
 
 
 def fluency_profile(caption: str) -> tuple[float, ...]:
     """Cheap, language-only signals of a degenerate caption, named by FLUENCY_FEATURES: immediate repeats of
     1–4 words ("can be can be"), content bigrams said twice, a truncated ending (as in `diversity_stats`), length
-    in words / 20, and the share of space-separated tokens that are not words (broken bytes, stray symbols)."""
+    in words / 20, the share of space-separated tokens that are not words (broken bytes, stray symbols), and the
+    share of words that are function words (near 0 for a verbless list of nouns, "dog, rain, bell"), and the
+    number of negation words ("no", "not", "without", "can't", ...): a caption that denies sounds."""
     words = _WORD.findall(caption.lower())
     stutters = sum(words[i : i + n] == words[i + n : i + 2 * n]
                    for n in range(1, 5) for i in range(len(words) - 2 * n + 1))
     bigrams = [(a, b) for a, b in itertools.pairwise(words) if a != b and not (a in FILLER_WORDS and b in FILLER_WORDS)]
     tokens = caption.split()
     malformed = sum(not re.fullmatch(r"[^\W\d_]+(?:['-][^\W\d_]+)*[.,!?;:]*", t) for t in tokens)
+    function = sum(w in FUNCTION_WORDS for w in words)
     return (float(stutters), float(len(bigrams) - len(set(bigrams))), float(_is_truncated(words)),
-            len(words) / 20, malformed / max(1, len(tokens)))
+            len(words) / 20, malformed / max(1, len(tokens)), function / max(1, len(words)),
+            float(sum(w in NEGATIONS or w.endswith("n't") for w in words)))
 
 
 def caption_words(caption: str) -> list[str]:

@@ -8,7 +8,8 @@ then references.
 
 Pairs are chosen by a strategy within a budget of N pairs over M clips, spread evenly over the clips:
 `random` (any two candidates), `cross-system` (two systems) and `uncertain` (the pairs the reward ensemble is least
-sure about: the most information per judgment).
+sure about: the most information per judgment). A `contrast_fraction` of the budget goes to contrast pairs: a
+candidate against a damaged copy of itself (`prefs/perturb.py`), stored with origin `contrast:<kind>`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ from prefcap.captioners.base import Captioner, Decoding
 from prefcap.captioners.infer import caption_clips
 from prefcap.data.records import Caption, Clip
 from prefcap.errors import PrefcapError
+from prefcap.prefs.perturb import perturb
 from prefcap.prefs.store import NewPair, Store
 
 STRATEGIES = ("random", "cross-system", "uncertain")
@@ -56,8 +58,11 @@ class PairsConfig:
     include_references: bool = False  # references become candidates too (system "reference")
     seed: int = 0
     batch_size: int = 32
+    contrast_fraction: float = 0.0  # share of the N pairs that set a candidate against a damaged copy of itself
 
     def __post_init__(self) -> None:
+        if not 0 <= self.contrast_fraction < 1:
+            raise PrefcapError(f"contrast_fraction must be in [0, 1), got {self.contrast_fraction}")
         if self.strategy not in STRATEGIES:
             raise PrefcapError(f"unknown pair strategy {self.strategy!r}; expected one of {', '.join(STRATEGIES)}")
         for name in ("num_pairs", "samples_per_decoding", "batch_size"):
@@ -169,15 +174,48 @@ def build_pairs(store: Store, captioners: Mapping[str, Captioner], clips: Sequen
     _check_scorer(config, scorer)  # before the sampling, which takes long
     chosen = choose_clips(clips, config)
     candidates = sample_candidates(captioners, chosen, config, references=references, progress=progress)
-    pairs = select_pairs(chosen, candidates, config, scorer)
+    n_contrast = round(config.contrast_fraction * config.num_pairs)
+    pairs = select_pairs(chosen, candidates, replace(config, num_pairs=config.num_pairs - n_contrast), scorer)
+    contrast = contrast_pairs(chosen, candidates, n_contrast, config.seed)
     return {
         "clips": len(chosen),
         "clips_without_candidates": sum(not found for found in candidates.values()),
         "candidates": sum(map(len, candidates.values())),
         "pairs_requested": config.num_pairs,
-        "pairs_selected": len(pairs),
-        "pairs_added": store.add_pairs(pairs, origin=config.strategy),
+        "pairs_selected": len(pairs) + len(contrast),
+        "contrast_pairs": len(contrast),
+        "pairs_added": store.add_pairs([*pairs, *contrast], origin=config.strategy),
     }
+
+
+def contrast_pairs(clips: Sequence[Clip], candidates: Mapping[str, Sequence[Candidate]], n: int,
+                   seed: int) -> list[NewPair]:
+    """n pairs of one candidate against a damaged copy (system and origin `contrast:<kind>`), spread over the clips
+    round robin; the damaged side is a or b at random."""
+    rng = np.random.default_rng([seed, 2])
+    usable = [clip for clip in clips if candidates.get(clip.id)]
+    texts = [c.text for clip in usable for c in candidates[clip.id]]
+    pairs: list[NewPair] = []
+    attempts = 0
+    while len(pairs) < n and usable and attempts < 10 * n:
+        clip = usable[attempts % len(usable)]
+        attempts += 1
+        options = candidates[clip.id]
+        original = options[int(rng.integers(len(options)))]
+        own = {c.text for c in options}
+        damaged = perturb(original.text, [t for t in rng.choice(texts, min(8, len(texts))) if t not in own], rng)
+        if damaged is None:
+            continue
+        kind, text = damaged
+        sides = [Caption(clip_id=clip.id, text=original.text, source=original.system),
+                 Caption(clip_id=clip.id, text=text, source=f"contrast:{kind}")]
+        decodings = [original.decoding, None]
+        if rng.random() < 0.5:
+            sides.reverse()
+            decodings.reverse()
+        pairs.append(NewPair(clip=clip, caption_a=sides[0], caption_b=sides[1], decoding_a=decodings[0],
+                             decoding_b=decodings[1], origin=f"contrast:{kind}"))
+    return pairs
 
 
 def _check_scorer(config: PairsConfig, scorer: Scorer | None) -> None:
