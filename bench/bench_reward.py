@@ -3,7 +3,9 @@
 Scores the four systems' captions of the 300 target test clips (1,200 captions, from `eval/`) with the RL reward
 (the reward model + CLAP term + guards, the demo's RL settings). A pass = embed the clips' audio through the
 embedding cache, then score every caption. The first pass starts from an empty cache, the second reuses it;
-`--repeats` fresh caches, medians reported. Merges its figures into bench/results.json under "reward".
+`--repeats` fresh caches, medians reported. Then the scoring alone, with cached audio embeddings, for each reward
+model the demo saved: the one RL uses (`reward/`) and each variant (`reward/variants/*`, e.g. the paper's head).
+Merges its figures into bench/results.json under "reward".
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def main() -> None:
         raise SystemExit(f"{args.run} holds no finished demo: run `make demo` first")
     torch.set_num_threads(2)
     encoder = ClapEncoder.from_pretrained(args.run / "encoder", device="cpu")
-    reward = CaptionReward(RewardModel.load(args.run / "reward", encoder_id=encoder.id), encoder, RL["demo"])
+    reward = CaptionReward(RewardModel.load(args.run / "reward", encoder=encoder), encoder, RL["demo"])
     clips = {c.id: c for c in read_clips(args.run / "data" / "target" / "clips.jsonl") if c.split == "test"}
     captions = [c for name in SYSTEMS for c in read_captions(args.run / "eval" / f"captions-{name}.jsonl")]
     owners = [clips[c.clip_id] for c in captions]
@@ -45,11 +47,11 @@ def main() -> None:
     row = {c.id: k for k, c in enumerate(unique)}
     no_truncation = torch.zeros(len(texts), dtype=torch.bool)
 
-    def one_pass(cache: EmbeddingCache) -> tuple[float, float]:
+    def one_pass(cache: EmbeddingCache, scorer: CaptionReward = reward) -> tuple[float, float]:
         start = time.perf_counter()
         audio = cache.embed_clips(unique, progress=False)
         embedded = time.perf_counter()
-        reward(audio[torch.as_tensor([row[c.id] for c in owners])], texts, no_truncation)
+        scorer(audio[torch.as_tensor([row[c.id] for c in owners])], texts, no_truncation)
         return time.perf_counter() - start, time.perf_counter() - embedded
 
     first, second, scoring = [], [], []
@@ -65,11 +67,24 @@ def main() -> None:
                "first_pass_seconds": statistics.median(first), "second_pass_seconds": statistics.median(second),
                "cache_speedup": statistics.median(first) / statistics.median(second),
                "captions_scored_per_second": len(texts) / statistics.median(scoring), "machine": machine()}
+    heads = {"default": args.run / "reward",
+             **{folder.name: folder for folder in sorted((args.run / "reward" / "variants").glob("*"))}}
+    per_head = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = EmbeddingCache(Path(tmp), encoder)
+        cache.embed_clips(unique, progress=False)
+        for name, folder in heads.items():
+            scorer = CaptionReward(RewardModel.load(folder, encoder=encoder), encoder, RL["demo"])
+            seconds = statistics.median(one_pass(cache, scorer)[1] for _ in range(args.repeats))
+            per_head[name] = len(texts) / seconds
+    figures["captions_scored_per_second_by_head"] = per_head
     record(args.results, "reward", figures)
     print(f"reward scoring ({len(texts)} captions of {len(unique)} clips; median of {args.repeats}): "
           f"{figures['captions_scored_per_second']:.0f} captions/s with cached audio embeddings; a pass (embed audio + "
           f"score) {figures['first_pass_seconds']:.2f} s with an empty cache, {figures['second_pass_seconds']:.2f} s "
           f"with it filled ({figures['cache_speedup']:.1f}x); {figures['machine']}")
+    print("captions scored per second, by reward model: "
+          + ", ".join(f"{name} {speed:.0f}" for name, speed in per_head.items()))
 
 
 if __name__ == "__main__":

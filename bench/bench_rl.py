@@ -6,7 +6,9 @@ spent generating, scoring (reward model + guards), scoring with the reference po
 Then it times each irreducible part of a step alone on the same batches the runs drew (generate, reward scoring,
 reference log-probs, one policy forward + backward, the optimizer step) and reports
 `rl_overhead_ratio` = (RL step time) / (sum of those parts): what the loop itself adds (logging, bookkeeping,
-the one checkpoint at the end). Merges its figures into bench/results.json under "rl".
+the one checkpoint at the end). The same RL steps with the paper's reward head (`reward/variants/`, saved by the
+demo) give `rl_step_ratio_vs_paper_head`: what the default reward model (a fine-tuned text side) costs a step.
+Merges its figures into bench/results.json under "rl".
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from record import record
 from prefcap.captioners.base import Decoding
 from prefcap.captioners.load import load_captioner
 from prefcap.data.records import read_clips
-from prefcap.demo import RL
+from prefcap.demo import PAPER_VARIANT, RL, variant_slug
 from prefcap.encoders.cache import EmbeddingCache
 from prefcap.encoders.clap import ClapEncoder
 from prefcap.provenance import machine
@@ -44,7 +46,7 @@ def time_parts_alone(run: Path, encoder: ClapEncoder, config: RLConfig) -> dict[
     policy = load_captioner(run / "captioner-baseline", device="cpu")
     reference = load_captioner(run / "captioner-baseline", device="cpu")
     policy.model.eval()
-    reward = CaptionReward(RewardModel.load(run / "reward", encoder_id=encoder.id), encoder, config)
+    reward = CaptionReward(RewardModel.load(run / "reward", encoder=encoder), encoder, config)
     audio_all = load_rl_audio(clips, policy.sample_rate, progress=False)
     embeddings = EmbeddingCache(run / "cache", encoder).embed_clips(clips, progress=False)
     parameters = [p for p in policy.model.parameters() if p.requires_grad]
@@ -100,12 +102,20 @@ def main() -> None:
     torch.set_num_threads(2)
     config = replace(RL["demo"], max_steps=args.steps, save_steps=args.steps, warmup_steps=0)
     encoder = ClapEncoder.from_pretrained(args.run / "encoder", device="cpu")
-    runs = []
-    for _ in range(args.repeats):
-        with tempfile.TemporaryDirectory() as tmp:
-            runs.append(run_rl(args.run / "captioner-baseline", args.run / "reward", encoder,
-                               args.run / "data" / "target" / "clips.jsonl", tmp, config, eval_split=None,
-                               cache_root=args.run / "cache", progress=False, device="cpu"))
+    paper_head = args.run / "reward" / "variants" / variant_slug(PAPER_VARIANT)
+    if not paper_head.is_dir():
+        raise SystemExit(f"{paper_head} is missing: run `make demo` again (it saves the paper's head since 2026-11-30)")
+
+    def rl_runs(reward_dir: Path) -> list[dict]:
+        runs = []
+        for _ in range(args.repeats):
+            with tempfile.TemporaryDirectory() as tmp:
+                runs.append(run_rl(args.run / "captioner-baseline", reward_dir, encoder,
+                                   args.run / "data" / "target" / "clips.jsonl", tmp, config, eval_split=None,
+                                   cache_root=args.run / "cache", progress=False, device="cpu"))
+        return runs
+
+    runs, paper_runs = rl_runs(args.run / "reward"), rl_runs(paper_head)
     speeds = [r["captions_per_second"] for r in runs]
     shares = {part: statistics.median(r["time_share"][part] for r in runs) for part in runs[0]["time_share"]}
     figures = {"rl_steps": args.steps, "rl_repeats": args.repeats, "rl_batch_clips": config.batch_size,
@@ -113,6 +123,8 @@ def main() -> None:
                "rl_captions_per_second_range": [min(speeds), max(speeds)],
                "rl_seconds_per_step": statistics.median(r["seconds"] / args.steps for r in runs),
                "rl_time_share": shares, "machine": machine()}
+    figures["rl_seconds_per_step_paper_head"] = statistics.median(r["seconds"] / args.steps for r in paper_runs)
+    figures["rl_step_ratio_vs_paper_head"] = figures["rl_seconds_per_step"] / figures["rl_seconds_per_step_paper_head"]
     parts = time_parts_alone(args.run, encoder, config)
     figures["rl_parts_alone_seconds_per_step"] = parts
     figures["rl_overhead_ratio"] = figures["rl_seconds_per_step"] / sum(parts.values())
@@ -123,6 +135,8 @@ def main() -> None:
           + ", ".join(f"{part} {share:.0%}" for part, share in shares.items()) + f"; {figures['machine']}")
     print(f"RL overhead ratio {figures['rl_overhead_ratio']:.2f} (step {figures['rl_seconds_per_step']:.3f} s / "
           f"parts alone {sum(parts.values()):.3f} s: " + ", ".join(f"{p} {s:.3f}" for p, s in parts.items()) + ")")
+    print(f"RL step with the default reward model {figures['rl_seconds_per_step']:.3f} s, with the paper's head "
+          f"{figures['rl_seconds_per_step_paper_head']:.3f} s: ratio {figures['rl_step_ratio_vs_paper_head']:.2f}")
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ def _val_report(run: Path, captioner: Path, baseline: dict[str, str], seed: int)
     versus = summarise(clip_outcomes(clips, captions, baseline, judge, seed), a="variant", b="baseline",
                        judge_name="train")
     encoder = ClapEncoder.from_pretrained(run / "encoder", device="cpu")
-    reward = RewardModel.load(run / "reward", encoder_id=encoder.id)
+    reward = RewardModel.load(run / "reward", encoder=encoder)
     audio = EmbeddingCache(run / "cache", encoder).embed_clips(clips, progress=False)
     scores = system_scores(clips, captions, None, encoder, audio, reward)
     return {"val_clips": len(clips), "train_panel_vs_baseline": versus,

@@ -11,10 +11,10 @@ import json
 
 import pytest
 
-from adversarial import EXTRA_KINDS, REQUIRED_KINDS, adversarial_pairs
 from conftest import synthetic_clips
 from prefcap.cli import main
 from prefcap.data.records import write_jsonl
+from prefcap.data.synth.adversarial import EXTRA_KINDS, REQUIRED_KINDS, adversarial_pairs
 
 N_CLIPS = 60
 CLIP_SEED = 29

@@ -11,7 +11,10 @@ import pytest
 import soundfile as sf
 
 from prefcap.cli import exposure_warning, main
+from prefcap.data.synth.adversarial import EXTRA_KINDS, REQUIRED_KINDS
 from prefcap.data.synth.panels import LISTENERS_VERSION
+from prefcap.demo import DIAGNOSTIC_VARIANTS, PAPER_VARIANT
+from prefcap.reward.recipes import FENSE_CANDIDATES, FENSE_VARIANTS
 from prefcap.rl.trainer import LOSS_VERSION
 
 
@@ -122,7 +125,7 @@ def test_mistakes_a_user_can_make_end_in_one_line_and_leave_their_files_alone(tm
 
 def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
     out = tmp_path / "seed-1"  # where `--seeds` puts seed 1, so the two-seed run below reuses this one
-    result = run_cli("demo", "--size", "tiny", "--out", out, "--seed", "1")
+    result = run_cli("demo", "--size", "tiny", "--out", out, "--seed", "1", "--diagnostics")
     assert result.returncode == 0, result.stderr
     results = json.loads((out / "results.json").read_text())
     assert results["schema"] == 1 and results["seed"] == 1
@@ -139,6 +142,16 @@ def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
     assert {"heldout_accuracy", "heldout_pairs", "train_pairs", "judge_ceiling", "single_annotator_agreement",
             "close_pair_accuracy"} <= set(rm)
     assert 0.5 <= rm["judge_ceiling"] <= 1  # the noise-free training panel on the held-out labels
+    # the reward model RL uses fine-tunes CLAP's text side; the paper's head is scored beside it on the same split
+    saved = json.loads((out / "reward" / "reward_config.json").read_text())["config"]
+    assert saved["text_encoder"] == "fine-tune" and PAPER_VARIANT in rm["variants"]
+    assert set(rm["variants"]) == set(rm["variant_diagnostics"]) == {PAPER_VARIANT, *DIAGNOSTIC_VARIANTS}
+    assert 0 < prefs["contrast_pairs"] < prefs["pairs_selected"]  # a share of caption-vs-damaged-copy pairs
+    own = rm["sampled_pairs"]  # the held-out pairs of the baseline's own captions, without contrast pairs
+    assert 0 < own["heldout_pairs"] < rm["heldout_pairs"] and 0.5 <= own["judge_ceiling"] <= 1
+    assert set(rm["adversarial"]) == {"default", PAPER_VARIANT, *DIAGNOSTIC_VARIANTS}
+    assert set(rm["adversarial"]["default"]) == set(REQUIRED_KINDS + EXTRA_KINDS)
+    assert all(0 <= share <= 1 for kinds in rm["adversarial"].values() for share in kinds.values())
     judges = results["judges"]  # how alike the two panels judge, and what each system's captions exploit
     assert {"agreement", "margin_correlation", "system_outputs", "machine_like", "exploit_rates"} <= set(judges)
     assert 0.5 <= judges["machine_like"]["agreement"] <= 1 and judges["machine_like"]["pairs"] == 200
@@ -207,7 +220,9 @@ def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
 
     # the report opens from disk: plots embedded, audio players pointing at the run's files
     page = (out / "report.html").read_text()
-    assert page.count('src="data:image/png;base64,') == 4 and "<tr><td>rlhf</td><td>baseline</td><td>eval</td>" in page
+    plots = 4 + len(rm["variants"])  # win rates, learning curve, calibration of each reward model, RL curves
+    assert page.count('src="data:image/png;base64,') == plots
+    assert "<tr><td>rlhf</td><td>baseline</td><td>eval</td>" in page
     best = results["ranking"][0]
     assert f"<tr><td>{best['system']}</td><td>{best['bt_score']:+.2f}</td>" in page  # the ranking table
     players = re.findall(r'<audio controls preload="none" src="([^"]+)"', page)
@@ -239,7 +254,7 @@ def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
     assert all(r["clips"] == test_clips for r in human["pairwise"])
     assert human["pairwise"][1]["losses"] > 0.8 * test_clips  # references beat the tiny baseline for people too
 
-    again = run_cli("demo", "--size", "tiny", "--out", out, "--seed", "1")
+    again = run_cli("demo", "--size", "tiny", "--out", out, "--seed", "1", "--diagnostics")
     assert again.returncode == 0
     rerun = json.loads((out / "results.json").read_text())
     assert "synth_target" in rerun["cached_stages"]  # skipped, and its build time kept
@@ -250,7 +265,7 @@ def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
     # two seeds: seed 1 is the run above (every stage cached), seed 2 a new one; mean ± sd over both. The first
     # try is SIGKILLed inside seed 2's RL stage: the rerun redoes that stage and keeps every finished one.
     command = [sys.executable, "-m", "prefcap.cli", "demo", "--size", "tiny", "--out", str(tmp_path), "--seed", "1",
-               "--seeds", "2"]
+               "--seeds", "2", "--diagnostics"]
     with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as killed:
         deadline = time.monotonic() + 300
         while not (tmp_path / "seed-2" / ".rl.tmp").exists():
@@ -259,7 +274,7 @@ def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
         time.sleep(0.5)
         killed.kill()
     assert not (tmp_path / "seed-2" / "rl").exists() and (tmp_path / "seed-2" / "reward").is_dir()
-    seeds = run_cli("demo", "--size", "tiny", "--out", tmp_path, "--seed", "1", "--seeds", "2")
+    seeds = run_cli("demo", "--size", "tiny", "--out", tmp_path, "--seed", "1", "--seeds", "2", "--diagnostics")
     assert seeds.returncode == 0, seeds.stderr
     summary = json.loads((tmp_path / "seeds.json").read_text())
     second = json.loads((tmp_path / "seed-2" / "results.json").read_text())
@@ -373,11 +388,14 @@ def test_reward_eval_trains_on_one_fense_file_and_tests_on_another(tmp_path):
 
     train, test = fense_file(tmp_path / "train.json", 40), fense_file(tmp_path / "test.json", 10)
     result = run_cli("reward-eval", "--fense", test, "--train-fense", train, "--head", "interaction",
-                     "--json", tmp_path / "scores.json", "hidden=[32,8]", "epochs=30")
+                     "--json", tmp_path / "scores.json", "text_encoder=frozen", "hidden=[32,8]", "epochs=30")
     assert result.returncode == 0, result.stderr
     scores = json.loads((tmp_path / "scores.json").read_text())
-    assert set(scores) == {"HC", "HI", "HM", "MM", "total"} and scores["HM"] is None
+    assert {"HC", "HI", "HM", "MM", "total"} <= set(scores) and scores["HM"] is None
     assert scores["HI"] == 1.0 and scores["total"] >= 0.9
+    assert set(scores["variants"]) == {*FENSE_CANDIDATES, *FENSE_VARIANTS}  # each scored beside the default
+    assert scores["chosen"] in FENSE_CANDIDATES and set(scores["validation_nll"]) == set(FENSE_CANDIDATES)
+    assert all(name in result.stdout for name in scores["variants"])  # printed side by side
     missing = run_cli("reward-eval", "--fense", test)
     assert missing.returncode == 2 and "--train-fense" in missing.stderr
 

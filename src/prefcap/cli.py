@@ -6,6 +6,7 @@ Any user-facing error ends the process with one line on stderr and exit status 2
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -194,7 +195,8 @@ def _pairs(args: argparse.Namespace) -> None:
 
         if not args.encoder:
             raise PrefcapError("--reward needs --encoder (the CLAP the reward model was trained on)")
-        scorer = reward_scorer(RewardModel.load(args.reward), ClapEncoder.from_pretrained(args.encoder),
+        encoder = ClapEncoder.from_pretrained(args.encoder)
+        scorer = reward_scorer(RewardModel.load(args.reward, encoder=encoder), encoder,
                                args.cache or Path(args.db).parent / "cache")
     store = _store(args, create=True)
     stats = build_pairs(store, captioners, clips, config, scorer, references=references)
@@ -410,22 +412,30 @@ def _report(args: argparse.Namespace) -> None:
 
 def _reward_eval(args: argparse.Namespace) -> None:
     from prefcap.io import atomic_write
-    from prefcap.reward.model import RewardConfig
 
-    config = apply_overrides(RewardConfig(seed=args.seed, **({"head": args.head} if args.head else {})),
-                             args.overrides)
     if args.fense:
-        from prefcap.reward.recipes import fense_accuracy, fense_cross_validation, load_fense
+        from prefcap.reward.recipes import (
+            FENSE_CANDIDATES,
+            FENSE_VARIANTS,
+            fense_accuracy,
+            fense_cross_validation,
+            fense_table,
+            load_fense,
+        )
 
+        # the overrides (and --head) apply to every candidate design; the paper's head is always scored beside
+        candidates = {name: apply_overrides(dataclasses.replace(config, **({"head": args.head} if args.head else {})),
+                                            args.overrides) for name, config in FENSE_CANDIDATES.items()}
         encoder = _text_encoder(args.encoder or "sbert:default")
         if args.train_fense:
-            scores = fense_accuracy(load_fense(args.train_fense), load_fense(args.fense), config, encoder)
+            result = fense_accuracy(load_fense(args.train_fense), load_fense(args.fense), candidates, encoder,
+                                    variants=FENSE_VARIANTS, seed=args.seed)
         elif args.folds:
-            scores = fense_cross_validation(args.fense, config, encoder, args.folds)
+            result = fense_cross_validation(args.fense, candidates, encoder, args.folds, variants=FENSE_VARIANTS,
+                                            seed=args.seed)
         else:
             raise PrefcapError("--fense needs --train-fense TRAIN.json (train there, test on --fense) or --folds K")
-        result = {k: scores[k] for k in ("HC", "HI", "HM", "MM", "total")}
-        print("  ".join(f"{k} {'n/a' if v is None else format(v, '.3f')}" for k, v in result.items()))
+        print(fense_table({"default (chosen inside each training set)": result, **result["variants"]}))
     else:
         if not (args.model and args.db and args.encoder):
             raise PrefcapError("give --model DIR, --db DB and --encoder (the one it was trained on), or --fense FILE")
@@ -442,7 +452,7 @@ def _reward_eval(args: argparse.Namespace) -> None:
 def _demo(args: argparse.Namespace) -> None:
     from prefcap.demo import DemoConfig, run_demo, run_seeds, seeds_table, summary_table
 
-    config = apply_overrides(DemoConfig(seed=args.seed, size=args.size), args.overrides)
+    config = apply_overrides(DemoConfig(seed=args.seed, size=args.size, diagnostics=args.diagnostics), args.overrides)
     if args.until and args.seeds != 1:
         raise PrefcapError("--until stops one run: use it without --seeds")
     if args.until:
@@ -680,6 +690,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--size", choices=("tiny", "demo"), default="demo")
     demo.add_argument("--until", metavar="STAGE",
                       help="stop after this stage (e.g. reward, to choose RL settings on val before scoring test)")
+    demo.add_argument("--diagnostics", action="store_true",
+                      help="also train the reward model's frozen-embedding variants, its learning curve and the "
+                           "ensemble's uncertainty (slower; the paper's head is always reported)")
     demo.add_argument("overrides", nargs="*", metavar="key=value")
     demo.set_defaults(run=_demo)
     return parser

@@ -11,6 +11,7 @@ clips, judged by the simulated training panel through the judgment store), the r
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
@@ -25,6 +26,7 @@ from prefcap.captioners.load import load_captioner
 from prefcap.captioners.sft import SFTConfig, new_captioner, train_captioner
 from prefcap.data.records import Clip, read_captions, read_clips, write_jsonl
 from prefcap.data.synth import panels
+from prefcap.data.synth.adversarial import SUITE_VERSION, adversarial_pairs
 from prefcap.data.synth.agreement import annotator_report, pairwise_agreement
 from prefcap.data.synth.corpus import SynthConfig, synthesize
 from prefcap.data.synth.independence import exploit_rates, panel_accuracy, panel_independence, system_output_pairs
@@ -40,10 +42,11 @@ from prefcap.eval.systems import SYSTEM_FIELDS, compare_systems, system_scores
 from prefcap.io import atomic_write
 from prefcap.prefs.agreement import agreement_report
 from prefcap.prefs.pairs import PairsConfig, build_pairs
+from prefcap.prefs.perturb import PERTURBATIONS, PERTURBATIONS_VERSION
 from prefcap.prefs.simulate import simulate
 from prefcap.prefs.store import Store
 from prefcap.provenance import peak_rss_mb, provenance
-from prefcap.reward.data import pairs_from_rows, split_by_clip
+from prefcap.reward.data import PreferencePair, pairs_from_rows, split_by_clip
 from prefcap.reward.evaluate import evaluate_reward
 from prefcap.reward.features import pair_features
 from prefcap.reward.model import RewardConfig, RewardModel
@@ -70,18 +73,29 @@ BASELINE = {
     "demo": ({}, SFTConfig(max_steps=900)),
 }
 
-# candidate pairs of the baseline's captions on the target `prefs` clips, and judgments per pair
+# candidate pairs on the target `prefs` clips, and judgments per pair: 1,500 pairs of the baseline's own captions
+# and 1,000 contrast pairs (a caption against a damaged copy of itself: prefs/perturb.py)
 PREFERENCES = {
-    "tiny": (PairsConfig(num_pairs=60, batch_size=16), 3),
-    "demo": (PairsConfig(num_pairs=1500), 3),
+    "tiny": (PairsConfig(num_pairs=80, batch_size=16, contrast_fraction=0.4), 3),
+    "demo": (PairsConfig(num_pairs=2500, contrast_fraction=0.4), 3),
 }
 
-# the paper's reward model, and the variants the demo compares it with on the same split
+# the reward model RL uses: CLAP's text side fine-tuned with an interaction head beside the frozen audio embedding
+# (settings chosen on the validation clips inside the training split: docs/results.md)
 REWARD = {
+    "tiny": RewardConfig(head="interaction", text_encoder="fine-tune", fluency_features=True, hidden=(32, 16),
+                         epochs=2, patience=1),
+    "demo": RewardConfig(head="interaction", text_encoder="fine-tune", fluency_features=True, hidden=(256, 64),
+                         batch_size=32, epochs=24, patience=3, text_learning_rate=1e-4),
+}
+# the paper's model (frozen embeddings, [audio; text] MLP), always trained and scored beside it on the same split
+PAPER_REWARD = {
     "tiny": RewardConfig(hidden=(32, 16), epochs=10),
     "demo": RewardConfig(),
 }
-REWARD_VARIANTS = {
+PAPER_VARIANT = "paper head (mlp, frozen)"
+# with --diagnostics: the frozen-embedding variants of the paper's head, a learning curve and ensemble uncertainty
+DIAGNOSTIC_VARIANTS = {
     "interaction head": {"head": "interaction"},
     "fluency features": {"fluency_features": True},
     "ensemble of 5": {"ensemble": 5},
@@ -119,6 +133,7 @@ class DemoConfig:
     seed: int = 0
     size: str = "demo"
     sample_rate: int = 16_000
+    diagnostics: bool = False  # also the reward-model variants, learning curve and ensemble uncertainty (slower)
 
 
 class _StoppedAfter(Exception):
@@ -222,13 +237,19 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True, until: 
             (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
 
         stage("preferences", out / "prefs", {"pairs": asdict(pairs_config), "overlap": overlap, "panel": "train",
-                                             "listeners": panels.LISTENERS_VERSION},
+                                             "listeners": panels.LISTENERS_VERSION,
+                                             "perturbations": PERTURBATIONS_VERSION},
               collect_preferences, inputs=[out / "captioner-baseline", target_clips])
         reward_config = replace(REWARD[config.size], seed=config.seed)
+        variants = {PAPER_VARIANT: replace(PAPER_REWARD[config.size], seed=config.seed)}
+        if config.diagnostics:
+            variants |= {name: replace(variants[PAPER_VARIANT], **changes)
+                         for name, changes in DIAGNOSTIC_VARIANTS.items()}
         stage("reward", out / "reward",
-              {"reward": asdict(reward_config), "variants": REWARD_VARIANTS,
+              {"reward": asdict(reward_config), "variants": {name: asdict(v) for name, v in variants.items()},
+               "diagnostics": config.diagnostics, "adversarial": SUITE_VERSION,
                "uncertainty": {"ensemble": UNCERTAINTY_ENSEMBLE, "captions": UNCERTAINTY_CAPTIONS}},
-              lambda tmp: train_demo_reward(out, tmp, reward_config, progress),
+              lambda tmp: train_demo_reward(out, tmp, reward_config, variants, config.diagnostics, progress),
               inputs=[out / "encoder", out / "prefs" / "prefs.sqlite", target_clips, source / "clips.jsonl",
                       *(out / "data" / domain / "captions.jsonl" for domain in ("target", "source"))])
         rl_config = replace(RL[config.size], seed=config.seed)
@@ -440,43 +461,83 @@ def ensemble_uncertainty(out: Path, ensemble: RewardModel, encoder: ClapEncoder,
         audio = cache.embed_clips(group, progress=False).repeat_interleave(UNCERTAINTY_CAPTIONS, dim=0)
         texts = [text for clip in group for text in references[clip.id][:UNCERTAINTY_CAPTIONS]]
         text, no_extra = encoder.embed_text(texts), torch.zeros(len(texts), 0)
-        relative = ensemble.rewards(audio, text, no_extra, UNCERTAINTY_CAPTIONS)[1]
+        relative = ensemble.rewards(audio, text, no_extra, UNCERTAINTY_CAPTIONS, captions=texts)[1]
         per_clip = relative.reshape(len(group), UNCERTAINTY_CAPTIONS).mean(dim=1).numpy()
         resampled = rng.choice(per_clip, (1000, len(per_clip))).mean(axis=1)  # clip bootstrap
         spread[name] = {"clips": len(group), "relative": float(per_clip.mean()),
                         "relative_ci": [float(np.quantile(resampled, 0.025)), float(np.quantile(resampled, 0.975))],
-                        "raw": float(ensemble.rewards(audio, text, no_extra)[1].mean())}
+                        "raw": float(ensemble.rewards(audio, text, no_extra, captions=texts)[1].mean())}
     return spread
 
 
-def train_demo_reward(out: Path, tmp: Path, config: RewardConfig, progress: bool) -> None:
-    """The paper's reward model on the simulated judgments (held-out clips, learning curve), the variants on
-    the same split, and where the ensemble variant is unsure (`ensemble_uncertainty`)."""
+def train_demo_reward(out: Path, tmp: Path, config: RewardConfig, variants: dict[str, RewardConfig],
+                      diagnostics: bool, progress: bool) -> None:
+    """The reward model RL uses, on the simulated judgments of the `prefs` clips (a fixed clip-grouped 20 % held
+    out), and the variants on the same split: held-out metrics of each on all held-out pairs and on the pairs of
+    the baseline's own captions, the training panel's noise-free ceiling on both, and each model's accuracy on
+    every kind of the adversarial suite (careful caption vs adversarial caption, held-out target test clips)."""
     encoder = ClapEncoder.from_pretrained(out / "encoder", device="cpu")
     store = Store(out / "prefs" / "prefs.sqlite", create=False)
     cache = out / "cache"
-    metrics = train_from_store(store, encoder, tmp, config, cache_root=cache, curve=True, progress=progress)
+    metrics = train_from_store(store, encoder, tmp, config, cache_root=cache, curve=diagnostics, progress=progress)
     pairs = pairs_from_rows(store.judgment_rows())
     train, test = split_by_clip(pairs, 0.2, seed=config.seed)  # the split train_from_store used
+    sampled = [p for p in test if p.category not in PERTURBATIONS]  # the baseline's own captions, no contrast
     audio = audio_embeddings(store, encoder, [p.clip_id for p in pairs], cache, progress)
-    variants, models = {}, {}
-    for name, changes in REWARD_VARIANTS.items():
-        variant = replace(config, **changes)
+    models = {"default": RewardModel.load(tmp, encoder=encoder)}
+    for name, variant in variants.items():
         models[name] = train_reward(train, pair_features(train, encoder, audio=audio,
                                                          fluency=variant.fluency_features),
-                                    variant, encoder.id, progress=False)
-        test_features = pair_features(test, encoder, audio=audio, fluency=variant.fluency_features)
-        variants[name] = evaluate_reward(models[name], test, test_features)
-    trained_on = [store.clip(clip_id) for clip_id in sorted({p.clip_id for p in train})]
-    uncertainty = ensemble_uncertainty(out, models[UNCERTAINTY_ENSEMBLE], encoder, trained_on)
-    labelled = [p for p in test if p.label != 0]
-    ceiling = panel_accuracy(panels.build("train", config.seed),
-                             [(store.clip(p.clip_id), p.caption_a, p.caption_b) for p in labelled],
-                             [p.label for p in labelled])
+                                    variant, encoder.id, progress=False, encoder=encoder)
+        models[name].save(tmp / "variants" / variant_slug(name))  # for `make bench` and a second look
+    heldout, heldout_sampled = {}, {}
+    for name, model in models.items():
+        for subset, into in ((test, heldout), (sampled, heldout_sampled)):
+            features = pair_features(subset, encoder, audio=audio, fluency=model.config.fluency_features)
+            plot = tmp / f"reliability-{variant_slug(name)}.png" if subset is test and name in variants else None
+            into[name] = evaluate_reward(model, subset, features, plot=plot)
+    test_clips = [c for c in read_clips(out / "data" / "target" / "clips.jsonl") if c.split == "test"]
+    adversarial = adversarial_accuracy(models, encoder, test_clips, cache, seed=config.seed)
+    ceiling = {}
+    for name, subset in (("all", test), ("sampled", sampled)):
+        labelled = [p for p in subset if p.label != 0]
+        ceiling[name] = panel_accuracy(panels.build("train", config.seed),
+                                       [(store.clip(p.clip_id), p.caption_a, p.caption_b) for p in labelled],
+                                       [p.label for p in labelled])
+    uncertainty = None
+    if UNCERTAINTY_ENSEMBLE in models:
+        trained_on = [store.clip(clip_id) for clip_id in sorted({p.clip_id for p in train})]
+        uncertainty = ensemble_uncertainty(out, models[UNCERTAINTY_ENSEMBLE], encoder, trained_on)
     store.close()
     (tmp / "demo_metrics.json").write_text(json.dumps(
-        {**metrics, "judge_ceiling": ceiling, "variants": variants, "ensemble_uncertainty": uncertainty},
-        indent=2, default=float))
+        {**metrics, "judge_ceiling": ceiling["all"], "judge_ceiling_sampled": ceiling["sampled"],
+         "heldout_sampled": heldout_sampled["default"],
+         "variants": {name: heldout[name] for name in variants},
+         "variants_sampled": {name: heldout_sampled[name] for name in variants},
+         "adversarial": adversarial, "ensemble_uncertainty": uncertainty}, indent=2, default=float))
+
+
+def adversarial_accuracy(models: dict[str, RewardModel], encoder: ClapEncoder, clips: list[Clip],
+                         cache: Path, seed: int) -> dict[str, dict[str, float]]:
+    """{model: {kind: share of the adversarial suite's pairs of that kind where the model scores the careful
+    caption above the adversarial one}} on `clips`."""
+    rows = adversarial_pairs(clips, seed=seed)
+    vectors = EmbeddingCache(cache, encoder).embed_clips(clips, progress=False)
+    audio = dict(zip((c.id for c in clips), vectors, strict=True))
+    pairs = [PreferencePair(row["clip_id"], row["better"], row["worse"], 1, 0, 0, row["kind"]) for row in rows]
+    kinds = sorted({row["kind"] for row in rows})
+    result = {}
+    for name, model in models.items():
+        features = pair_features(pairs, encoder, audio=audio, fluency=model.config.fluency_features)
+        correct = (model.preference(features).numpy() > 0.5)
+        result[name] = {kind: float(np.mean([c for c, p in zip(correct, pairs, strict=True) if p.category == kind]))
+                        for kind in kinds}
+    return result
+
+
+def variant_slug(name: str) -> str:
+    """A variant's folder name under reward/variants/ ("paper head (mlp, frozen)" -> "paper-head-mlp-frozen")."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
 def evaluate_demo_systems(out: Path, tmp: Path, seed: int, progress: bool) -> None:
@@ -489,7 +550,7 @@ def evaluate_demo_systems(out: Path, tmp: Path, seed: int, progress: bool) -> No
         references.setdefault(caption.clip_id, []).append(caption.text)
     encoder = ClapEncoder.from_pretrained(out / "encoder", device="cpu")
     audio = EmbeddingCache(out / "cache", encoder).embed_clips(clips, progress=False)
-    reward = RewardModel.load(out / "reward", encoder_id=encoder.id)
+    reward = RewardModel.load(out / "reward", encoder=encoder)
     systems: dict[str, dict[str, str]] = {}
     scores = {}
     for name, folder in SYSTEMS.items():
@@ -509,15 +570,26 @@ def evaluate_demo_systems(out: Path, tmp: Path, seed: int, progress: bool) -> No
 
 
 def reward_summary(metrics: dict) -> dict:
-    """The `rm` block of results.json (DESIGN.md's names), plus the curve, variants and uncertainty."""
-    heldout = metrics["heldout"]
+    """The `rm` block of results.json (DESIGN.md's names) for the reward model RL uses, with its figures on the
+    baseline's own caption pairs, each variant's, the adversarial suite, and the diagnostics when they ran."""
+    heldout, sampled = metrics["heldout"], metrics["heldout_sampled"]
     return {
         "heldout_accuracy": heldout["accuracy"], "heldout_pairs": heldout["labelled_pairs"],
         "train_pairs": metrics["train_pairs"], "judge_ceiling": metrics["judge_ceiling"],
         "single_annotator_agreement": heldout["single_annotator_agreement"],
         "close_pair_accuracy": heldout["close_pair_accuracy"], "nll": heldout["nll"], "ece": heldout["ece"],
-        "learning_curve": metrics.get("learning_curve", []),
+        "per_category": heldout["per_category"],
+        "sampled_pairs": {"heldout_accuracy": sampled["accuracy"], "heldout_pairs": sampled["labelled_pairs"],
+                          "judge_ceiling": metrics["judge_ceiling_sampled"],
+                          "close_pair_accuracy": sampled["close_pair_accuracy"], "ece": sampled["ece"]},
         "variants": {name: v["accuracy"] for name, v in metrics["variants"].items()},
+        "variant_diagnostics": {
+            name: {"accuracy": v["accuracy"], "ece": v["ece"], "close_pair_accuracy": v["close_pair_accuracy"],
+                   "per_category": v["per_category"],
+                   "sampled_pairs_accuracy": metrics["variants_sampled"][name]["accuracy"]}
+            for name, v in metrics["variants"].items()},
+        "adversarial": metrics["adversarial"],
+        "learning_curve": metrics.get("learning_curve", []),
         "ensemble_uncertainty": metrics["ensemble_uncertainty"],
     }
 
@@ -569,19 +641,27 @@ def summary_table(results: dict) -> str:
                  f"clips, {prefs['judgments']} simulated judgments ({prefs['overlap']} per pair); Fleiss' kappa "
                  f"{prefs['fleiss_kappa']:.3f}")
     rm = results["rm"]
-    lines.append(f"reward model (paper's head) on {rm['heldout_pairs']} held-out pairs of unseen clips: accuracy "
+    sampled = rm["sampled_pairs"]
+    lines.append(f"reward model RL uses, on {rm['heldout_pairs']} held-out pairs of unseen clips: accuracy "
                  f"{rm['heldout_accuracy']:.3f} (noise-free training panel "
-                 f"{format_optional(rm['judge_ceiling'], '.3f')}"
-                 f", one annotator vs the others {rm['single_annotator_agreement']:.3f}), close pairs "
-                 f"{format_optional(rm['close_pair_accuracy'], '.3f')}, "
-                 f"ECE {rm['ece']:.3f}; trained on {rm['train_pairs']} pairs")
-    lines.append("  variants: " + ", ".join(f"{name} {acc:.3f}" for name, acc in rm["variants"].items()))
-    curve = " ".join(f"{c['strategy'][0]}{c['pairs']}={c['accuracy']:.3f}" for c in rm["learning_curve"])
-    lines.append(f"  learning curve (r: random, u: uncertain): {curve}")
-    # a results.json from before 2026-11-27 holds one raw spread per group and no cached_stages: show what it has
-    spreads = ", ".join(f"{name} {u['relative']:.4f}" for name, u in rm["ensemble_uncertainty"].items()
-                        if isinstance(u, dict) and u["clips"])
-    if spreads:
+                 f"{format_optional(rm['judge_ceiling'], '.3f')}, one annotator vs the others "
+                 f"{rm['single_annotator_agreement']:.3f}), close pairs "
+                 f"{format_optional(rm['close_pair_accuracy'], '.3f')}, ECE {rm['ece']:.3f}; trained on "
+                 f"{rm['train_pairs']} pairs")
+    lines.append(f"  on the {sampled['heldout_pairs']} held-out pairs of the baseline's own captions: accuracy "
+                 f"{format_optional(sampled['heldout_accuracy'], '.3f')} (noise-free training panel "
+                 f"{format_optional(sampled['judge_ceiling'], '.3f')})")
+    lines.append("  variants (all / own captions): " + ", ".join(
+        f"{name} {v['accuracy']:.3f} / {format_optional(v['sampled_pairs_accuracy'], '.3f')}"
+        for name, v in rm["variant_diagnostics"].items()))
+    for name, kinds in rm["adversarial"].items():
+        lines.append(f"  adversarial suite, {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in kinds.items()))
+    if rm["learning_curve"]:
+        curve = " ".join(f"{c['strategy'][0]}{c['pairs']}={c['accuracy']:.3f}" for c in rm["learning_curve"])
+        lines.append(f"  learning curve (r: random, u: uncertain): {curve}")
+    if rm["ensemble_uncertainty"]:
+        spreads = ", ".join(f"{name} {u['relative']:.4f}" for name, u in rm["ensemble_uncertainty"].items()
+                            if u["clips"])
         lines.append(f"  {UNCERTAINTY_ENSEMBLE}, group-relative spread over {UNCERTAINTY_CAPTIONS} references per "
                      f"clip: {spreads}")
     rl = results["rl"]

@@ -105,6 +105,21 @@ def write_report(run: str | Path, out: str | Path | None = None) -> Path:
     exploit_head = list(next(iter(judges["exploit_rates"].values())))
     disagreement_rows = [[d["clip_id"], d["a"], d["b"], d["train_margin"], d["eval_margin"]]
                          for d in judges["system_outputs"].get("disagreements", [])]
+    models = {"default (RL's)": {"accuracy": rm["heldout_accuracy"], "ece": rm["ece"],
+                                 "close_pair_accuracy": rm["close_pair_accuracy"], "per_category": rm["per_category"],
+                                 "sampled_pairs_accuracy": rm["sampled_pairs"]["heldout_accuracy"]},
+              **rm["variant_diagnostics"]}
+    categories = sorted({c for m in models.values() for c in m["per_category"]})
+    variant_rows = [[name, *(format_optional(m[k], ".3f") for k in ("accuracy", "sampled_pairs_accuracy", "ece",
+                                                                      "close_pair_accuracy")),
+                     *(format_optional(m["per_category"].get(c), ".3f") for c in categories)]
+                    for name, m in models.items()]
+    adversarial_kinds = sorted({k for kinds in rm["adversarial"].values() for k in kinds})
+    adversarial_rows = [[name, *(format_optional(kinds.get(k), ".2f") for k in adversarial_kinds)]
+                        for name, kinds in rm["adversarial"].items()]
+    variant_plots = sorted((run / "reward").glob("reliability-*.png"))
+    curve_image = (f'<img alt="learning curve" src="data:image/png;base64,{learning_curve_plot(rm["learning_curve"])}">'
+                   if rm["learning_curve"] else "")
 
     target = run / "data" / "target"
     clips = {c.id: c for c in read_clips(target / "clips.jsonl") if c.split == "test"}
@@ -156,12 +171,21 @@ side):</p>
 <p>Share of each system's captions, as the evaluation judge reads them:</p>
 {_table(["system", *exploit_head], exploit_rows)}
 <h2>Reward model</h2>
-<p>Held-out accuracy {rm['heldout_accuracy']:.3f} on {rm['heldout_pairs']} pairs of unseen clips; the noise-free
-training panel reaches {format_optional(rm['judge_ceiling'], '.3f')} on the same labels (the most a reward model
-can), one annotator agrees with the others' majority on {rm['single_annotator_agreement']:.3f} of votes; close pairs
-{format_optional(rm['close_pair_accuracy'], '.3f')}; trained on {rm['train_pairs']} pairs.</p>
-<img alt="learning curve" src="data:image/png;base64,{learning_curve_plot(rm['learning_curve'])}">
+<p>The reward model RL uses: held-out accuracy {rm['heldout_accuracy']:.3f} on {rm['heldout_pairs']} pairs of
+unseen clips; the noise-free training panel reaches {format_optional(rm['judge_ceiling'], '.3f')} on the same labels
+(the most a reward model can), one annotator agrees with the others' majority on
+{rm['single_annotator_agreement']:.3f} of votes; close pairs {format_optional(rm['close_pair_accuracy'], '.3f')};
+trained on {rm['train_pairs']} pairs. On the {rm['sampled_pairs']['heldout_pairs']} held-out pairs of the baseline's
+own captions (no contrast pairs): {format_optional(rm['sampled_pairs']['heldout_accuracy'], '.3f')}, panel
+{format_optional(rm['sampled_pairs']['judge_ceiling'], '.3f')}.</p>
+{_table(["model", "accuracy", "own captions", "ECE", "close pairs", *categories], variant_rows)}
+<p>Adversarial suite (careful caption vs adversarial caption on the target test clips): share of pairs where the
+model scores the careful caption higher.</p>
+{_table(["model", *adversarial_kinds], adversarial_rows)}
+{curve_image}
+<p>Calibration of the default model, then of each variant ({html.escape(', '.join(p.stem for p in variant_plots))}):</p>
 <img alt="calibration" src="data:image/png;base64,{_embed(run / 'reward' / 'reliability.png')}">
+{''.join(f'<img alt="{html.escape(p.stem)}" src="data:image/png;base64,{_embed(p)}">' for p in variant_plots)}
 <h2>RL</h2>
 <p>{html.escape(results['rl']['algorithm'])}, {results['rl']['steps']} steps,
 {results['rl']['captions_per_second']:.0f} captions/s; held-out reward-model score

@@ -7,10 +7,11 @@ captions.
 
 `adversarial_pairs(clips, seed)` returns rows {"clip_id", "kind", "form", "better", "worse"}: for every clip and
 every kind that can apply to its scene, one pair in which a careful listener who knows the scene prefers `better`.
-`form` names the template that shaped the adversarial side. REQUIRED_KINDS are asserted by
-tests/test_adversarial.py; EXTRA_KINDS are a dev set that is only reported.
+`form` names the template that shaped the adversarial side. REQUIRED_KINDS are asserted for the listeners by
+tests/test_adversarial.py; EXTRA_KINDS are a dev set that is only reported there. The demo scores its reward
+models on every kind (`results.json["rm"]["adversarial"]`).
 
-Run `python tests/adversarial.py` to print examples of every kind and form.
+Run `python -m prefcap.data.synth.adversarial` to print examples of every kind and form.
 """
 
 from __future__ import annotations
@@ -832,6 +833,7 @@ def cutoff(view: SceneView, rng: random.Random, form: str, event: dict) -> str:
 # Kinds
 # ----------------------------------------------------------------------------------------------------------------
 
+SUITE_VERSION = 1  # raise when a kind or a form changes: scores made with another version are not comparable
 REQUIRED_KINDS = ("negation_vs_partial", "negation_vs_reference", "verbless_vs_reference", "invented_with_article",
                   "invented_without_article", "plural_vs_wrong_event", "paraphrase_vs_wrong_event",
                   "order_vs_no_order")
@@ -1017,12 +1019,15 @@ def adversarial_pairs(clips, seed: int = 0, kinds: tuple[str, ...] = REQUIRED_KI
 if __name__ == "__main__":  # print examples of every kind and form for a careful read
     import collections
     import sys
-    from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from conftest import synthetic_clips
+    import numpy as np
 
-    clips = synthetic_clips("target", int(sys.argv[1]) if len(sys.argv) > 1 else 60, seed=7)
+    from prefcap.data.records import Clip
+    from prefcap.data.synth.scene import sample_scene
+
+    rng = np.random.default_rng(7)
+    clips = [Clip(id=f"target-{k}", domain="target", metadata={"scene": sample_scene(rng, "target").to_dict()})
+             for k in range(int(sys.argv[1]) if len(sys.argv) > 1 else 60)]
     rows = adversarial_pairs(clips)
     by = collections.defaultdict(list)
     for row in rows:
