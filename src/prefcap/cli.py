@@ -630,10 +630,12 @@ def build_parser() -> argparse.ArgumentParser:
     reward_eval.add_argument("--fense", type=Path, help="FENSE-format judgments to test on")
     reward_eval.add_argument("--train-fense", type=Path, help="FENSE-format judgments to train on")
     reward_eval.add_argument("--folds", type=_int_in(2), help="clip-grouped K-fold cross-validation on --fense")
-    reward_eval.add_argument("--head", choices=("mlp", "interaction"), help="reward head (default: mlp)")
+    reward_eval.add_argument("--head", choices=("mlp", "interaction"),
+                             help="with --fense: the head of every candidate design (default: interaction)")
     reward_eval.add_argument("--json", type=Path, help="write the result here")
     reward_eval.add_argument("--seed", type=SEED, default=0)
-    reward_eval.add_argument("overrides", nargs="*", metavar="key=value", help="RewardConfig fields")
+    reward_eval.add_argument("overrides", nargs="*", metavar="key=value",
+                             help="RewardConfig fields (with --fense: of every candidate design)")
     reward_eval.set_defaults(run=_reward_eval)
 
     rl = commands.add_parser("rl", help="fine-tune a captioner against the reward model (audio only, no captions)")
