@@ -47,7 +47,7 @@ from prefcap.prefs.simulate import simulate
 from prefcap.prefs.store import Store
 from prefcap.provenance import peak_rss_mb, provenance
 from prefcap.reward.data import PreferencePair, pairs_from_rows, split_by_clip
-from prefcap.reward.evaluate import evaluate_reward
+from prefcap.reward.evaluate import preference_metrics
 from prefcap.reward.features import pair_features
 from prefcap.reward.model import RewardConfig, RewardModel
 from prefcap.reward.recipes import audio_embeddings, train_from_store
@@ -482,20 +482,22 @@ def train_demo_reward(out: Path, tmp: Path, config: RewardConfig, variants: dict
     metrics = train_from_store(store, encoder, tmp, config, cache_root=cache, curve=diagnostics, progress=progress)
     pairs = pairs_from_rows(store.judgment_rows())
     train, test = split_by_clip(pairs, 0.2, seed=config.seed)  # the split train_from_store used
-    sampled = [p for p in test if p.category not in PERTURBATIONS]  # the baseline's own captions, no contrast
+    sampled_rows = [k for k, p in enumerate(test) if p.category not in PERTURBATIONS]  # own captions, no contrast
+    sampled = [test[k] for k in sampled_rows]
     audio = audio_embeddings(store, encoder, [p.clip_id for p in pairs], cache, progress)
     models = {"default": RewardModel.load(tmp, encoder=encoder)}
+    train_features = pair_features(train, encoder, audio=audio, fluency=True)
     for name, variant in variants.items():
-        models[name] = train_reward(train, pair_features(train, encoder, audio=audio,
-                                                         fluency=variant.fluency_features),
-                                    variant, encoder.id, progress=False, encoder=encoder)
+        models[name] = train_reward(train, train_features.for_model(variant.fluency_features), variant, encoder.id,
+                                    progress=False, encoder=encoder)
         models[name].save(tmp / "variants" / variant_slug(name))  # for `make bench` and a second look
+    test_features = pair_features(test, encoder, audio=audio, fluency=True)  # one pass serves every model
     heldout, heldout_sampled = {}, {}
     for name, model in models.items():
-        for subset, into in ((test, heldout), (sampled, heldout_sampled)):
-            features = pair_features(subset, encoder, audio=audio, fluency=model.config.fluency_features)
-            plot = tmp / f"reliability-{variant_slug(name)}.png" if subset is test and name in variants else None
-            into[name] = evaluate_reward(model, subset, features, plot=plot)
+        probability = model.preference(test_features.for_model(model.config.fluency_features)).numpy()
+        plot = tmp / f"reliability-{variant_slug(name)}.png" if name in variants else None
+        heldout[name] = preference_metrics(probability, test, plot=plot)
+        heldout_sampled[name] = preference_metrics(probability[sampled_rows], sampled)
     test_clips = [c for c in read_clips(out / "data" / "target" / "clips.jsonl") if c.split == "test"]
     adversarial = adversarial_accuracy(models, encoder, test_clips, cache, seed=config.seed)
     ceiling = {}
@@ -526,10 +528,10 @@ def adversarial_accuracy(models: dict[str, RewardModel], encoder: ClapEncoder, c
     audio = dict(zip((c.id for c in clips), vectors, strict=True))
     pairs = [PreferencePair(row["clip_id"], row["better"], row["worse"], 1, 0, 0, row["kind"]) for row in rows]
     kinds = sorted({row["kind"] for row in rows})
+    features = pair_features(pairs, encoder, audio=audio, fluency=True)
     result = {}
     for name, model in models.items():
-        features = pair_features(pairs, encoder, audio=audio, fluency=model.config.fluency_features)
-        correct = (model.preference(features).numpy() > 0.5)
+        correct = model.preference(features.for_model(model.config.fluency_features)).numpy() > 0.5
         result[name] = {kind: float(np.mean([c for c, p in zip(correct, pairs, strict=True) if p.category == kind]))
                         for kind in kinds}
     return result

@@ -11,7 +11,7 @@ Two ways to represent the clip, everything else equal:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -68,6 +68,13 @@ class PairFeatures:
         tensors = (getattr(self, f)[rows] for f in _TENSORS)
         captions = ([None if c is None else [c[k] for k in index] for c in (self.captions_a, self.captions_b)])
         return PairFeatures(*tensors, *captions)
+
+    def for_model(self, fluency_features: bool) -> PairFeatures:
+        """These features as a model reads them: features computed with fluency columns serve a model without
+        them too (the columns are dropped), so one embedding pass serves every variant."""
+        if fluency_features or self.extra_a.shape[1] == 0:
+            return self
+        return replace(self, extra_a=self.extra_a[:, :0], extra_b=self.extra_b[:, :0])
 
     def swapped(self) -> PairFeatures:
         return PairFeatures(self.clip_b, self.text_b, self.clip_a, self.text_a, self.extra_b, self.extra_a,

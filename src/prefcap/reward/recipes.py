@@ -183,8 +183,8 @@ def _choose_and_predict(train_pairs: list[PreferencePair], train_features: PairF
     select_rows = [k for k, p in enumerate(train_pairs) if p.clip_id in select_clips]
     probability, select_nll = {}, {}
     for name, config in {**candidates, **variants}.items():
-        fit, score = (train_features, test_features) if config.fluency_features else (
-            _without_fluency(train_features), _without_fluency(test_features))
+        fit, score = (train_features.for_model(config.fluency_features),
+                      test_features.for_model(config.fluency_features))
         model = train_reward(train_pairs, fit, replace(config, seed=seed), encoder.id, progress=False,
                              encoder=encoder, val_clips=select_clips)
         probability[name] = model.preference(score).numpy()
@@ -194,10 +194,6 @@ def _choose_and_predict(train_pairs: list[PreferencePair], train_features: PairF
     chosen = min(select_nll, key=select_nll.get)
     probability["default"] = probability[chosen]
     return probability, chosen, select_nll
-
-
-def _without_fluency(features: PairFeatures) -> PairFeatures:
-    return replace(features, extra_a=features.extra_a[:, :0], extra_b=features.extra_b[:, :0])
 
 
 def fense_scores(probability: np.ndarray, pairs: Sequence[PreferencePair]) -> dict:
