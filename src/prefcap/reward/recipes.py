@@ -80,7 +80,8 @@ def train_from_store(store: Store, encoder: TextEncoder, out_dir: str | Path, co
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     heldout = evaluate_reward(model, test, test_features, plot=out_dir / "reliability.png")
-    metrics = {"mode": mode, "train_pairs": len(train), "heldout": heldout, "training": model.metrics}
+    metrics = {"mode": mode, "train_pairs": len(train), "heldout": heldout, "training": model.metrics,
+               "labelled_reward_max": model.metrics["labelled_reward_max"]}
     if curve:
         def trainer(subset, subset_features, subset_config):
             return train_reward(subset, subset_features, subset_config, encoder.id, progress=False, encoder=encoder)

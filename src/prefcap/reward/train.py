@@ -117,6 +117,11 @@ def train_reward(pairs: list[PreferencePair], features: PairFeatures, config: Re
         member_stats.append(train_head(head, features.select(train_rows[sample]),
                                        torch.from_numpy(target[sample]), config, config.seed + k, val,
                                        progress=progress and config.fine_tunes_text))
+    trained_on = features.select(train_rows)
+    labelled = torch.cat([model.rewards(trained_on.clip_a, trained_on.text_a, trained_on.extra_a,
+                                        captions=trained_on.captions_a)[0],
+                          model.rewards(trained_on.clip_b, trained_on.text_b, trained_on.extra_b,
+                                        captions=trained_on.captions_b)[0]])
     model.metrics = {"train_pairs": len(train_rows), "val_pairs": 0 if val is None else len(val[1]),
-                     "heads": member_stats}
+                     "heads": member_stats, "labelled_reward_max": float(labelled.max())}
     return model

@@ -26,6 +26,13 @@ One step, for a batch of clips:
      The end-of-sequence token is scored and learned like any other, so "when to stop" is learned too.
   6. optionally adapt β towards `target_kl` (Ziegler et al.'s proportional controller, on the mean kl_i).
 
+Every `eval_every` steps the policy's greedy captions of the held-out clips are scored. With `collapse_guard`, the
+run stops as soon as they show a collapse onto a few high-reward strings (`collapse_signs`: too few distinct
+captions, a reward-model score above the highest it gave any labelled caption, or captions shorter than
+`min_words`), and keeps the weights of the last evaluation that showed none. With `load_best_model_at_end` (the
+name transformers' Trainer uses), the saved captioner is the evaluation with the highest held-out total reward
+among those without a collapse — the checkpoint is chosen on the held-out clips, never on test.
+
 The policy runs in eval mode throughout: no dropout, so the first ratio of a batch is exactly 1, and the audio
 normalisation statistics stay those of supervised training. The reference policy is a frozen copy of the start.
 Config names follow TRL (`beta`, `num_generations`, `epsilon`, `temperature`, `max_new_tokens`,
@@ -49,7 +56,7 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object, set_seed
+from accelerate.utils import broadcast_object_list, gather_object, set_seed
 from tqdm import tqdm
 from transformers import SchedulerType, get_scheduler
 
@@ -94,6 +101,10 @@ class RLConfig(RewardTerms):
     save_steps: int = 50  # steps between checkpoints
     save_total_limit: int = 2
     report_to: str = "none"  # "none" or "tensorboard"
+    collapse_guard: bool = True  # stop (and keep the last sound weights) when held-out captions collapse
+    min_distinct_ratio: float = 0.5  # collapse: distinct held-out captions below this share of the start's
+    max_length_change: float = 0.3  # collapse: mean held-out caption length off the start's by more than this
+    load_best_model_at_end: bool = False  # save the held-out evaluation with the highest total reward
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -115,6 +126,12 @@ class RLConfig(RewardTerms):
                                f"{', '.join(schedulers)}")
         if self.report_to not in ("none", "tensorboard"):
             raise PrefcapError(f"report_to must be none or tensorboard, got {self.report_to!r}")
+        if self.clip_relative_coef < 0 or self.clip_relative_clips < 1:
+            raise PrefcapError(f"clip_relative_coef must be >= 0 and clip_relative_clips >= 1, got "
+                               f"{self.clip_relative_coef} and {self.clip_relative_clips}")
+        if not 0 <= self.min_distinct_ratio <= 1 or self.max_length_change <= 0:
+            raise PrefcapError(f"min_distinct_ratio must be in [0, 1] and max_length_change > 0, got "
+                               f"{self.min_distinct_ratio} and {self.max_length_change}")
 
 
 def advantages(rewards: torch.Tensor, algorithm: str, greedy_rewards: torch.Tensor | None = None,
@@ -161,6 +178,23 @@ def policy_loss(log_probs: torch.Tensor, sampled_log_probs: torch.Tensor, entrop
     return loss, stats
 
 
+def collapse_signs(record: dict[str, float], start: dict[str, float], labelled_max: float | None,
+                   config: RLConfig) -> list[str]:
+    """Why a held-out evaluation (`record`; `start` is step 0's) looks like a collapse onto a few high-reward
+    strings — the failure that guards and reward models miss when the policy finds a string they overrate:
+    distinct captions below `min_distinct_ratio` of the start's, a mean reward-model score above the highest the
+    reward model gave any caption it was trained on (`labelled_max`), or a mean length that moved by more than
+    `max_length_change` of the start's."""
+    signs = []
+    if record["distinct_captions"] < config.min_distinct_ratio * start["distinct_captions"]:
+        signs.append(f"{record['distinct_captions']:.0%} distinct captions (start {start['distinct_captions']:.0%})")
+    if labelled_max is not None and record["rm"] > labelled_max:
+        signs.append(f"mean reward-model score {record['rm']:.2f} above any labelled caption's ({labelled_max:.2f})")
+    if abs(record["mean_words"] - start["mean_words"]) > config.max_length_change * max(start["mean_words"], 1.0):
+        signs.append(f"{record['mean_words']:.1f} words per caption (start {start['mean_words']:.1f})")
+    return signs
+
+
 def batch_indices(step: int, n: int, batch_size: int, seed: int) -> np.ndarray:
     """The clips of global step `step` (1-based): epochs are fresh permutations, a function of (seed, epoch), so
     a resumed run draws exactly the batches the uninterrupted one would have."""
@@ -173,9 +207,11 @@ def batch_indices(step: int, n: int, batch_size: int, seed: int) -> np.ndarray:
 def train_rl(policy: Captioner, reward: CaptionReward, clips: Sequence[AudioOnlyClip], audio_embeddings: torch.Tensor,
              out_dir: str | Path, config: RLConfig = RLConfig(), *,  # noqa: B008 (frozen)
              eval_clips: Sequence[AudioOnlyClip] = (), eval_embeddings: torch.Tensor | None = None,
-             resume: bool = False, progress: bool = True) -> dict[str, Any]:
+             reference: Captioner | None = None, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train `policy` in place; write `log.jsonl`, `checkpoints/`, the final `captioner/`, `rl_metrics.json` and
-    `curves.png` to `out_dir`. `audio_embeddings[k]` is clip k's (the reward model's encoder, from the cache)."""
+    `curves.png` to `out_dir`. `audio_embeddings[k]` is clip k's (the reward model's encoder, from the cache).
+    The KL is taken to `reference` (default: a frozen copy of `policy` as given); a later preference round that
+    continues from an RL policy passes the original baseline, so the anchor stays where round one put it."""
     out = Path(out_dir)
     if len(audio_embeddings) != len(clips) or (eval_clips and len(eval_embeddings) != len(eval_clips)):
         raise PrefcapError("one audio embedding per clip is needed")
@@ -188,8 +224,8 @@ def train_rl(policy: Captioner, reward: CaptionReward, clips: Sequence[AudioOnly
         raise PrefcapError(f"batch_size {config.batch_size} does not split over {world} processes")
     set_seed(config.seed, device_specific=True)
     policy.model.to(accelerator.device).eval()
-    reference = copy.deepcopy(policy)
-    reference.model.requires_grad_(False)
+    reference = copy.deepcopy(policy if reference is None else reference)
+    reference.model.to(accelerator.device).eval().requires_grad_(False)
     sr = policy.sample_rate
     parameters = [p for p in policy.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=0.0)
@@ -199,10 +235,10 @@ def train_rl(policy: Captioner, reward: CaptionReward, clips: Sequence[AudioOnly
                         max_new_tokens=config.max_new_tokens)
     greedy = Decoding(mode="greedy", max_new_tokens=config.max_new_tokens)
 
-    start_step, beta = 0, config.beta
+    start_step, beta, saved = 0, config.beta, {}
     checkpoint = latest_checkpoint(out / "checkpoints") if resume else None
     if checkpoint is not None:
-        state = load_checkpoint(checkpoint)
+        state = saved = load_checkpoint(checkpoint)
         if len(state["rng"]) != world:
             raise PrefcapError(f"{checkpoint} was written by {len(state['rng'])} processes; resume it with as many "
                                f"(this run has {world})")
@@ -228,15 +264,17 @@ def train_rl(policy: Captioner, reward: CaptionReward, clips: Sequence[AudioOnly
             generation = policy.generate([c.waveform for c in eval_clips[start:start + 64]], sr, 1, greedy)
             texts += [t[0] for t in generation.texts]
             no_eos.append(generation.truncated)
-        total, terms = reward(eval_embeddings, texts, torch.cat(no_eos))
+        total, terms = reward(eval_embeddings, texts, torch.cat(no_eos), clip_ids=[c.id for c in eval_clips])
         record = {"step": step, "split": "heldout", "reward": float(total.mean()),
                   **{f"{name}": float(value.mean()) for name, value in terms.items()},
-                  **_diversity(texts)}
+                  **_diversity(texts), "distinct_captions": len(set(texts)) / max(1, len(texts))}
         log.write(record)
         return record
 
+    # a reward that knows the highest score it gave a labelled caption (CaptionReward) lets the guard compare to it
+    guard = HeldOutGuard(config, getattr(reward, "labelled_max", None), saved.get("guard"))
     if accelerator.is_main_process and eval_clips and start_step == 0:
-        evaluate(0)
+        guard.observe(evaluate(0), policy)
     bar = tqdm(total=config.max_steps, initial=start_step, desc=f"rl ({config.algorithm})", unit="step",
                disable=not (progress and accelerator.is_main_process))
     timings = {"generate": 0.0, "reward": 0.0, "reference": 0.0, "update": 0.0}
@@ -254,11 +292,13 @@ def train_rl(policy: Captioner, reward: CaptionReward, clips: Sequence[AudioOnly
 
         texts = [text for per_clip in samples.texts for text in per_clip]
         clip_embeddings = audio_embeddings[torch.as_tensor(mine)]
+        ids = [clips[i].id for i in mine]
         rewards, terms = reward(clip_embeddings.repeat_interleave(k, dim=0), texts, samples.truncated,
-                                group_size=k)
+                                group_size=k, clip_ids=[clip_id for clip_id in ids for _ in range(k)])
         greedy_rewards = None
         if greedy_samples is not None:
-            greedy_rewards = reward(clip_embeddings, [t[0] for t in greedy_samples.texts], greedy_samples.truncated)[0]
+            greedy_rewards = reward(clip_embeddings, [t[0] for t in greedy_samples.texts], greedy_samples.truncated,
+                                    clip_ids=ids)[0]
         timings["reward"] += (tick := time.perf_counter()) - tock
         captions_scored += len(texts)
 
@@ -303,24 +343,34 @@ def train_rl(policy: Captioner, reward: CaptionReward, clips: Sequence[AudioOnly
         if config.target_kl is not None:
             error = float(np.clip(stats["kl_per_caption"] / config.target_kl - 1, -0.2, 0.2))
             beta *= 1 + error * len(mine) * world / (config.batch_size * config.kl_horizon)
+        stop = False
         if accelerator.is_main_process:
             log.write({"step": step, "split": "train", "beta": beta, "loss": loss.item(), "grad_norm": grad_norm,
                        "learning_rate": scheduler.get_last_lr()[0], **stats, **_diversity(texts)})
             if eval_clips and (step % config.eval_every == 0 or step == config.max_steps):
-                evaluate(step)
+                stop = guard.observe(evaluate(step), policy)
+                if stop:
+                    log.write({"step": step, "split": "stopped", "signs": guard.signs, "kept_step": guard.kept_step})
         bar.update()
         bar.set_postfix(reward=f"{stats['reward']:.3f}", kl=f"{stats['kl_per_caption']:.3f}")
+        if world > 1:
+            stop = broadcast_object_list([stop])[0]
+        if stop:
+            break
         if step % config.save_steps == 0 or step == config.max_steps:
-            _save(accelerator, out, step, beta, policy, optimizer, scheduler, config.save_total_limit)
+            _save(accelerator, out, step, beta, policy, optimizer, scheduler, config.save_total_limit, guard.state())
     bar.close()
     seconds = time.perf_counter() - run_start
     if writer is not None:
         writer.close()
     if not accelerator.is_main_process:
         return {}
+    last_step = step if config.max_steps > start_step else start_step
+    if guard.kept is not None and ((guard.signs and config.collapse_guard) or config.load_best_model_at_end):
+        policy.model.load_state_dict(guard.kept)
     save_captioner(policy, out / "captioner")
-    steps_run = config.max_steps - start_step
-    metrics = {"config": asdict(config), "steps": config.max_steps, "steps_this_run": steps_run,
+    metrics = {"config": asdict(config), "steps": last_step, "steps_this_run": last_step - start_step,
+               "kept_step": guard.kept_step if guard.kept is not None else last_step, "collapse": guard.signs,
                "resumed_from": start_step or None, "processes": world, "seconds": seconds,
                "captions_per_second": captions_scored * world / seconds if seconds else None,
                "time_share": {name: t / max(1e-9, sum(timings.values())) for name, t in timings.items()},
@@ -329,6 +379,35 @@ def train_rl(policy: Captioner, reward: CaptionReward, clips: Sequence[AudioOnly
         json.dump(metrics, handle, indent=2)
     plot_curves(read_log(out / LOG_FILE), out / "curves.png")
     return metrics
+
+
+class HeldOutGuard:
+    """Watches the held-out evaluations (main process): remembers the weights to keep — the last sound
+    evaluation's, or with `load_best_model_at_end` the best one's by total reward — and says when to stop."""
+
+    def __init__(self, config: RLConfig, labelled_max: float | None, resumed: dict | None = None) -> None:
+        self.config, self.labelled_max = config, labelled_max
+        resumed = resumed or {}
+        self.start: dict | None = resumed.get("start")
+        self.kept: dict[str, torch.Tensor] | None = resumed.get("kept")
+        self.kept_step: int | None = resumed.get("kept_step")
+        self.kept_reward: float = resumed.get("kept_reward", -float("inf"))
+        self.signs: list[str] = []
+
+    def observe(self, record: dict[str, float], policy: Captioner) -> bool:
+        """Take one held-out evaluation; True when the run should stop (a collapse, with collapse_guard)."""
+        if self.start is None:
+            self.start = record
+        self.signs = collapse_signs(record, self.start, self.labelled_max, self.config)
+        if self.signs:
+            return self.config.collapse_guard
+        if not self.config.load_best_model_at_end or record["reward"] > self.kept_reward:
+            self.kept = {name: t.detach().to("cpu", copy=True) for name, t in policy.model.state_dict().items()}
+            self.kept_step, self.kept_reward = record["step"], record["reward"]
+        return False
+
+    def state(self) -> dict:
+        return {"start": self.start, "kept": self.kept, "kept_step": self.kept_step, "kept_reward": self.kept_reward}
 
 
 class LogWriter:
@@ -409,12 +488,12 @@ def _mean_over_processes(accelerator: Accelerator, stats: dict[str, float]) -> d
 
 
 def _save(accelerator: Accelerator, out: Path, step: int, beta: float, policy: Captioner,
-          optimizer: torch.optim.Optimizer, scheduler: Any, keep: int) -> None:
+          optimizer: torch.optim.Optimizer, scheduler: Any, keep: int, guard: dict) -> None:
     states = gather_object([rng_state()]) if accelerator.num_processes > 1 else [rng_state()]
     if accelerator.is_main_process:
         save_checkpoint(out / "checkpoints", step, {
             "step": step, "beta": beta, "model": policy.model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "rng": states}, keep)
+            "scheduler": scheduler.state_dict(), "rng": states, "guard": guard}, keep)
     accelerator.wait_for_everyone()
 
 
