@@ -87,6 +87,13 @@ def test_save_and_load_keep_the_rewards_and_store_only_the_text_side(clap, tmp_p
     features = pair_features(held_out, clap, audio=audio)
     assert torch.allclose(loaded.preference(features), model.preference(features), atol=1e-6)
     assert json.loads((tmp_path / "rm" / "reward_config.json").read_text())["config"]["text_encoder"] == "fine-tune"
+    # the caption prior (RL's clip-relative term) reads each caption once and equals the slow way
+    captions = [p.caption_a for p in held_out[:3]]
+    others = torch.stack(list(audio.values())[:4])
+    text, no_extra = clap.embed_text(captions), torch.zeros(4, 0)
+    slow = torch.stack([loaded.rewards(others, text[k].expand(4, -1), no_extra, captions=[c] * 4)[0].mean()
+                        for k, c in enumerate(captions)])
+    assert torch.allclose(loaded.caption_prior(others, text, torch.zeros(3, 0), captions), slow, atol=1e-5)
 
 
 def test_a_fine_tuned_model_refuses_another_encoder_and_needs_its_own(clap, tmp_path):

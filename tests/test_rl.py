@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +17,13 @@ import pytest
 import torch
 
 from conftest import TINY_BART
+from prefcap.captioners.base import Decoding
 from prefcap.captioners.load import load_captioner
 from prefcap.captioners.sft import new_captioner
 from prefcap.data.records import Caption, read_captions, read_clips
 from prefcap.data.synth.corpus import SynthConfig, synthesize
 from prefcap.errors import PrefcapError
+from prefcap.eval.metrics import diversity_stats
 from prefcap.reward.model import RewardConfig, RewardModel
 from prefcap.rl import recipes
 from prefcap.rl.data import AudioOnlyClip, load_rl_audio
@@ -59,10 +62,18 @@ class LengthReward:
     def __init__(self):
         self.group_sizes: set[int] = set()  # how the trainer groups the captions it scores
 
-    def __call__(self, audio, captions, no_eos, group_size=1):
+    def __call__(self, audio, captions, no_eos, group_size=1, clip_ids=None):
         self.group_sizes.add(group_size)
         words = torch.tensor([float(len(c.split())) for c in captions])
         return -words - 5.0 * no_eos.float(), {"rm": -words}
+
+
+class WordsReward(LengthReward):
+    """The opposite optimum: more words (an untrained captioner's greedy captions start empty)."""
+
+    def __call__(self, audio, captions, no_eos, group_size=1, clip_ids=None):
+        total, terms = super().__call__(audio, captions, torch.zeros_like(no_eos), group_size, clip_ids)
+        return -total, {"rm": -terms["rm"]}
 
 
 def audio_only(corpus: Path, split: str | None = None) -> list[AudioOnlyClip]:
@@ -254,6 +265,38 @@ def test_guards_penalise_repetition_bad_endings_and_length():
         CaptionReward(RewardModel.new(RewardConfig(hidden=(4,)), "other", 4), Encoder())
 
 
+def test_the_clip_relative_term_removes_what_a_caption_earns_on_any_clip():
+    """r(x, y) − λ mean_x' r(x', y): a caption the model likes everywhere gains nothing from it, and the term is the
+    model's own mean over the other clips (each caption read once, scored against every other clip)."""
+    torch.manual_seed(0)
+
+    class Encoder:
+        id, dim, sample_rate = "toy", 4, 16_000
+
+        def embed_text(self, texts):
+            return torch.stack([torch.randn(4, generator=torch.Generator().manual_seed(len(t))) for t in texts])
+
+    model = RewardModel.new(RewardConfig(head="interaction", hidden=(8,), ensemble=2), "toy", 4)
+    pool = torch.randn(40, 4)
+    terms = RewardTerms(clip_relative_coef=0.5, clip_relative_clips=6, length_penalty=0.0, min_words=0)
+    reward = CaptionReward(model, Encoder(), terms, clip_pool=pool)
+    captions = ["a dog barks", "rain falls on a roof", "a bell rings twice"]
+    audio = torch.randn(3, 4)
+    total, parts = reward(audio, captions, torch.zeros(3, dtype=torch.bool))
+    others = reward.other_clips
+    assert others.shape == (6, 4) and all(any(torch.equal(o, row) for row in pool) for o in others)
+    text = Encoder().embed_text(captions)
+    slow = torch.stack([model.rewards(others, text[k].expand(6, 4), torch.zeros(6, 0))[0].mean() for k in range(3)])
+    assert torch.allclose(parts["caption_prior"], slow, atol=1e-5)
+    plain, plain_parts = CaptionReward(model, Encoder(), replace(terms, clip_relative_coef=0.0))(
+        audio, captions, torch.zeros(3, dtype=torch.bool))
+    assert torch.allclose(plain_parts["caption_prior"], torch.zeros(3)) and torch.allclose(parts["rm"],
+                                                                                          plain_parts["rm"])
+    assert torch.allclose(total, plain - 0.5 * slow, atol=1e-5)
+    with pytest.raises(PrefcapError, match="clip_pool"):
+        CaptionReward(model, Encoder(), terms)
+
+
 def test_the_rl_loader_keeps_audio_and_ids_only(corpus):
     clips = audio_only(corpus)
     assert {f for f in AudioOnlyClip.__dataclass_fields__} == {"id", "waveform"}
@@ -296,7 +339,7 @@ def test_rl_learns_a_simple_reward_and_logs_every_term(corpus, captioner_dir, tm
     clips = audio_only(corpus, "rl")
     config = RLConfig(algorithm=algorithm, num_iterations=num_iterations, max_steps=30, batch_size=4,
                       num_generations=4, learning_rate=3e-3, beta=0.05, warmup_steps=0, max_new_tokens=12,
-                      eval_every=15, save_steps=15)
+                      eval_every=15, save_steps=15, collapse_guard=False)  # shorter captions are the goal here
     reward = LengthReward()
     metrics = train_rl(policy, reward, clips, torch.zeros(len(clips), 4), tmp_path, config,
                        eval_clips=clips[:4], eval_embeddings=torch.zeros(4, 4), progress=False)
@@ -318,6 +361,65 @@ def test_rl_learns_a_simple_reward_and_logs_every_term(corpus, captioner_dir, tm
     assert (tmp_path / "curves.png").stat().st_size > 10_000
     assert load_captioner(tmp_path / "captioner", device="cpu").generate(
         [clips[0].waveform], 16_000).token_ids.shape[0] == 1
+
+
+def greedy_texts(folder: Path, clips: list[AudioOnlyClip], max_new_tokens: int) -> list[str]:
+    captioner = load_captioner(folder, device="cpu")
+    decoding = Decoding(mode="greedy", max_new_tokens=max_new_tokens)
+    return [t[0] for t in captioner.generate([c.waveform for c in clips], 16_000, 1, decoding).texts]
+
+
+def test_the_collapse_guard_stops_and_keeps_the_last_sound_weights(corpus, captioner_dir, tmp_path):
+    """A reward that pays for words moves the held-out length: the run stops at the first evaluation where it moved
+    by more than max_length_change, and the saved captioner is the last sound evaluation's."""
+    clips = audio_only(corpus, "rl")
+    config = RLConfig(algorithm="grpo", max_steps=40, batch_size=4, num_generations=4, learning_rate=3e-3,
+                      beta=0.05, warmup_steps=0, max_new_tokens=12, eval_every=2, save_steps=2,
+                      max_length_change=0.15)
+    metrics = train_rl(load_captioner(captioner_dir, device="cpu"), WordsReward(), clips,
+                       torch.zeros(len(clips), 4), tmp_path, config, eval_clips=clips[:6],
+                       eval_embeddings=torch.zeros(6, 4), progress=False)
+    log = read_log(tmp_path / "log.jsonl")
+    stopped = [r for r in log if r["split"] == "stopped"]
+    assert len(stopped) == 1 and "words per caption" in stopped[0]["signs"][0], stopped
+    assert metrics["steps"] == stopped[0]["step"] < 40 and metrics["collapse"] == stopped[0]["signs"]
+    assert max(r["step"] for r in log) == metrics["steps"]  # nothing trained after the stop
+    heldout = {r["step"]: r for r in log if r["split"] == "heldout"}
+    kept = heldout[metrics["kept_step"]]
+    assert metrics["kept_step"] < metrics["steps"]
+    assert abs(kept["mean_words"] - heldout[0]["mean_words"]) <= 0.15 * max(1.0, heldout[0]["mean_words"])
+    texts = greedy_texts(tmp_path / "captioner", clips[:6], 12)
+    assert diversity_stats(texts)["mean_words"] == pytest.approx(kept["mean_words"])
+
+
+def test_load_best_model_at_end_saves_the_best_heldout_evaluation(corpus, captioner_dir, tmp_path):
+    clips = audio_only(corpus, "rl")
+    config = RLConfig(algorithm="grpo", max_steps=12, batch_size=4, num_generations=4, learning_rate=3e-3,
+                      beta=0.05, warmup_steps=0, max_new_tokens=12, eval_every=3, save_steps=3,
+                      collapse_guard=False, load_best_model_at_end=True)
+    metrics = train_rl(load_captioner(captioner_dir, device="cpu"), WordsReward(), clips, torch.zeros(len(clips), 4),
+                       tmp_path, config, eval_clips=clips[:6], eval_embeddings=torch.zeros(6, 4), progress=False)
+    heldout = [r for r in read_log(tmp_path / "log.jsonl") if r["split"] == "heldout"]
+    best = max(heldout, key=lambda r: r["reward"])
+    assert metrics["kept_step"] == best["step"] and metrics["steps"] == 12
+    assert len({r["reward"] for r in heldout}) > 1  # the evaluations differ: the choice means something
+    texts = greedy_texts(tmp_path / "captioner", clips[:6], 12)
+    assert diversity_stats(texts)["mean_words"] == pytest.approx(best["mean_words"])
+
+
+def test_the_kl_is_taken_to_the_reference_given(corpus, captioner_dir, tmp_path):
+    """A later preference round continues from an RL policy and keeps the baseline as the KL anchor."""
+    clips = audio_only(corpus, "rl")
+    config = RLConfig(max_steps=1, batch_size=4, num_generations=2, max_new_tokens=8, warmup_steps=0)
+    anchor = load_captioner(captioner_dir, device="cpu")
+    with torch.no_grad():
+        for parameter in anchor.model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    for name, reference in (("itself", None), ("anchor", anchor)):
+        train_rl(load_captioner(captioner_dir, device="cpu"), LengthReward(), clips, torch.zeros(len(clips), 4),
+                 tmp_path / name, config, reference=reference, progress=False)
+    first = {name: read_log(tmp_path / name / "log.jsonl")[0]["kl_per_caption"] for name in ("itself", "anchor")}
+    assert abs(first["itself"]) < 1e-5 and first["anchor"] > 0.01, first
 
 
 def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(corpus, captioner_dir, tmp_path):
@@ -360,6 +462,7 @@ RL_SCRIPT = """
 import sys, torch
 torch.set_num_threads(1)
 from test_rl import LengthReward, audio_only
+from prefcap.captioners.base import Decoding
 from prefcap.captioners.load import load_captioner
 from prefcap.rl.trainer import RLConfig, train_rl
 from pathlib import Path

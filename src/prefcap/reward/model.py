@@ -96,11 +96,18 @@ class RewardHead(nn.Module):
 
     def forward(self, clip: torch.Tensor, text: torch.Tensor, extra: torch.Tensor,
                 captions: Sequence[str] | None = None) -> torch.Tensor:
-        if self.tower is not None:
-            if captions is None:
-                raise PrefcapError("this reward model reads the captions themselves: pass them with the vectors")
-            text = self.tower(captions).to(clip.device)
-        parts = [clip, text] if self.kind == "mlp" else [clip, text, clip * text, (clip - text).abs()]
+        return self.score(clip, self.caption_vector(text, captions).to(clip.device), extra)
+
+    def caption_vector(self, text: torch.Tensor, captions: Sequence[str] | None) -> torch.Tensor:
+        """The caption as the head sees it: the encoder's embedding, or with a tower, the tower's reading."""
+        if self.tower is None:
+            return text
+        if captions is None:
+            raise PrefcapError("this reward model reads the captions themselves: pass them with the vectors")
+        return self.tower(captions)
+
+    def score(self, clip: torch.Tensor, caption: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
+        parts = [clip, caption] if self.kind == "mlp" else [clip, caption, clip * caption, (clip - caption).abs()]
         return self.mlp(torch.cat([*parts, extra], dim=-1)).squeeze(-1)
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
@@ -169,6 +176,21 @@ class RewardModel:
             grouped = members.reshape(len(self.heads), -1, group_size)
             return members.mean(dim=0), (grouped - grouped.mean(dim=2, keepdim=True)).std(dim=0).flatten()
         return members.mean(dim=0), members.std(dim=0)
+
+    @torch.no_grad()
+    def caption_prior(self, others: torch.Tensor, text: torch.Tensor, extra: torch.Tensor,
+                      captions: Sequence[str] | None = None) -> torch.Tensor:
+        """[n] each caption's mean reward over the clip vectors `others` [m, d] (and the heads): what the model pays
+        for the caption whatever the clip. r(x, y) minus it scores a caption against its clip, not against
+        captions in general. Each caption is read once (a tower is the costly part), then scored m times."""
+        self.heads.eval()
+        n, m = len(text), len(others)
+        prior = []
+        for head in self.heads:
+            caption = head.caption_vector(text, captions).to(others.device)
+            prior.append(head.score(others.repeat(n, 1), caption.repeat_interleave(m, dim=0),
+                                    extra.repeat_interleave(m, dim=0)).view(n, m).mean(dim=1))
+        return torch.stack(prior).mean(dim=0)
 
     def member_margins(self, features: PairFeatures) -> torch.Tensor:
         """[k, n] r(a) − r(b) per head."""

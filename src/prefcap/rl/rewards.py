@@ -1,6 +1,11 @@
 """The reward RL maximises, term by term: the reward model's score, optional extras, and guards against hacking.
 
     total = r_RM(audio, caption)                       the learned preference score (pre-sigmoid)
+          - clip_relative_coef * mean_x' r_RM(x', caption)   its caption prior: the mean score of the same caption
+                                                        for `clip_relative_clips` other clips x' (fixed, drawn
+                                                        once from the RL clips), so that naming a sound pays
+                                                        where it is heard, not because captions that name it
+                                                        scored well in general
           - uncertainty_coef * std over ensemble heads  distrust captions the reward model is unsure about
                                                         (within the clip's group: see RewardModel.rewards)
           + clap_coef * cos(audio, caption)             optional CLAP audio–text agreement
@@ -28,6 +33,8 @@ from prefcap.reward.model import RewardModel
 @dataclass(frozen=True)
 class RewardTerms:
     uncertainty_coef: float = 0.0
+    clip_relative_coef: float = 0.0  # λ: subtract λ × the caption's mean reward-model score over other clips
+    clip_relative_clips: int = 16  # how many other clips that mean is taken over
     clap_coef: float = 0.0
     repetition_penalty: float = 1.0  # per word n-gram that already occurred in the caption
     repetition_ngram: int = 1  # 1: content words (filler words such as "a", "is", "heard" may repeat)
@@ -50,25 +57,51 @@ def repeated_ngrams(caption: str, n: int) -> int:
 class CaptionReward:
     """Scores captions of clips whose audio embeddings are given (from the cache): see the module docstring."""
 
-    def __init__(self, model: RewardModel, encoder: AudioTextEncoder, terms: RewardTerms = RewardTerms()) -> None:  # noqa: B008
+    def __init__(self, model: RewardModel, encoder: AudioTextEncoder, terms: RewardTerms = RewardTerms(),  # noqa: B008
+                 clip_pool: torch.Tensor | None = None) -> None:
+        """`clip_pool`: audio embeddings of the clips RL trains on; `clip_relative_clips` of them, drawn once with a
+        fixed generator, are the other clips of the clip-relative term (needed when clip_relative_coef > 0)."""
         model.check_encoder(encoder.id)
         if model.metrics.get("mode", "audio") != "audio":
             raise PrefcapError("RL needs an audio-conditioned reward model; this one represents clips by references")
         self.model, self.encoder, self.terms = model, encoder, terms
+        self.other_clips = None
+        if terms.clip_relative_coef:
+            if clip_pool is None or len(clip_pool) < 2:
+                raise PrefcapError("clip_relative_coef needs the audio embeddings of the RL clips (clip_pool)")
+            order = torch.randperm(len(clip_pool), generator=torch.Generator().manual_seed(0))
+            self.other_clips = clip_pool[order[:terms.clip_relative_clips]]
+        # the highest score the reward model gave a caption it was trained on: RL's collapse guard compares to it
+        self.labelled_max: float | None = model.metrics.get("labelled_reward_max")
+
+    def preference_scores(self, audio: torch.Tensor, text: torch.Tensor, captions: Sequence[str],
+                          clip_ids: Sequence[str] | None, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the learned score r_RM [n], the ensemble's group-relative spread [n]): the term a diagnostic run may
+        replace (e.g. by a simulated panel's own score, to measure what the reward model costs)."""
+        return self.model.rewards(audio, text, self._extra(captions), group_size, captions=list(captions))
+
+    def caption_prior(self, text: torch.Tensor, captions: Sequence[str]) -> torch.Tensor:
+        """[n] mean_x' r_RM(x', caption) over the other clips (zeros when the term is off)."""
+        if self.other_clips is None:
+            return torch.zeros(len(captions))
+        return self.model.caption_prior(self.other_clips.to(text.device), text, self._extra(captions), list(captions))
+
+    def _extra(self, captions: Sequence[str]) -> torch.Tensor:
+        return fluency_features(captions) if self.model.config.fluency_features else torch.zeros(len(captions), 0)
 
     @torch.no_grad()
-    def __call__(self, audio: torch.Tensor, captions: Sequence[str],
-                 no_eos: torch.Tensor, group_size: int = 1) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """(total [n], {term: [n]}) for caption k of the clip whose audio embedding is audio[k]; rows in
-        consecutive groups of `group_size` captions of one clip get the group-relative ensemble spread."""
+    def __call__(self, audio: torch.Tensor, captions: Sequence[str], no_eos: torch.Tensor, group_size: int = 1,
+                 clip_ids: Sequence[str] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(total [n], {term: [n]}) for caption k of the clip whose audio embedding is audio[k] (and id clip_ids[k]);
+        rows in consecutive groups of `group_size` captions of one clip get the group-relative ensemble spread."""
         t = self.terms
         text = self.encoder.embed_text(list(captions))
         audio = audio.to(text.device)
-        extra = fluency_features(captions) if self.model.config.fluency_features else torch.zeros(len(captions), 0)
-        rm, spread = self.model.rewards(audio, text, extra, group_size, captions=list(captions))
+        rm, spread = self.preference_scores(audio, text, captions, clip_ids, group_size)
         words = torch.tensor([len(caption_words(c)) for c in captions], dtype=torch.float32)
         terms = {
             "rm": rm,
+            "caption_prior": self.caption_prior(text, captions),
             "uncertainty": spread,
             "clap": (audio * text).sum(dim=-1),
             "repeated_ngrams": torch.tensor([float(repeated_ngrams(c, t.repetition_ngram)) for c in captions]),
@@ -76,7 +109,8 @@ class CaptionReward:
                 no_eos.float().cpu()),
             "words_out_of_bounds": (t.min_words - words).clamp(min=0) + (words - t.max_words).clamp(min=0),
         }
-        total = (terms["rm"] - t.uncertainty_coef * terms["uncertainty"] + t.clap_coef * terms["clap"]
+        total = (terms["rm"] - t.clip_relative_coef * terms["caption_prior"] - t.uncertainty_coef * terms["uncertainty"]
+                 + t.clap_coef * terms["clap"]
                  - t.repetition_penalty * terms["repeated_ngrams"] - t.truncation_penalty * terms["bad_ending"]
                  - t.length_penalty * terms["words_out_of_bounds"])
         return total, terms
