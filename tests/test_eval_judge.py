@@ -143,8 +143,10 @@ def test_caption_flags_count_what_a_listener_notices(target_clips):
     present = {e["cls"] for e in clip.metadata["scene"]["events"]}
     absent = next(name for name in ("siren", "drum", "piano") if name not in present)
     flags = caption_flags(f"No {absent} can be heard, and a dog barks.", clip)
-    assert flags["negation"] and flags["invented"] and not flags["verbless"]
-    assert caption_flags(f"{absent} bells", clip)["verbless"]
+    assert flags["negation"] and flags["invented"] and not flags["verbless"] and not flags["word_list"]
+    assert caption_flags(f"{absent} bells", clip)["verbless"] and caption_flags(f"{absent} bells", clip)["word_list"]
+    phrase = caption_flags(f"The sound of a loud {absent} in the background.", clip)  # a noun phrase, not a list
+    assert phrase["verbless"] and not phrase["word_list"]
 
 
 def test_prefcap_judge_answers_in_order_and_names_bad_lines(tmp_path, capsys):

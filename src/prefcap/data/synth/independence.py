@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from prefcap.data.records import Clip
-from prefcap.data.synth.eval_judge.scoring import caption_flags
+from prefcap.data.synth.eval_judge.reading import read_caption
+from prefcap.data.synth.eval_judge.scoring import caption_flags, heard_scene
 from prefcap.data.synth.panel import Panel
 
 Pair = tuple[Clip, str, str]
@@ -42,6 +43,30 @@ def exploit_rates(clips: Sequence[Clip], captions: Mapping[str, str]) -> dict[st
     """Share of a system's captions (clip id -> caption) with each of `caption_flags`."""
     flags = [caption_flags(captions[clip.id], clip) for clip in clips]
     return {name: float(np.mean([f[name] for f in flags])) for name in flags[0]}
+
+
+def rare_classes(clips: Sequence[Clip], share: float) -> set[str]:
+    """The event classes that fewer than `share` of the clips hold (every class the scenes use is counted)."""
+    counts: dict[str, int] = {}
+    for clip in clips:
+        for name in heard_scene(clip).classes:
+            counts[name] = counts.get(name, 0) + 1
+    return {name for name, n in counts.items() if n < share * len(clips)}
+
+
+def events_named(clips: Sequence[Clip], captions: Mapping[str, str], rare: set[str]) -> dict[str, float | None]:
+    """Exploration's diagnostic: of the sounds each clip holds, the share its caption names (not denied), as the
+    evaluation judge reads it, pooled over clips — for the `rare` classes and the common ones apart. A policy
+    that learns to hear what its baseline never said raises the first."""
+    named = {"rare": [0, 0], "common": [0, 0]}
+    for clip in clips:
+        said = {concept for m in read_caption(captions[clip.id]).mentions if not m.negated
+                for concept in m.sense.concepts}
+        for name in heard_scene(clip).classes:
+            group = named["rare" if name in rare else "common"]
+            group[0] += name in said
+            group[1] += 1
+    return {kind: hits / total if total else None for kind, (hits, total) in named.items()}
 
 
 def system_output_pairs(clips: Sequence[Clip], systems: Mapping[str, Mapping[str, str]],

@@ -218,14 +218,16 @@ EVALUATION_PANEL = PanelSpec(
 
 def caption_flags(text: str, clip: Clip) -> dict[str, bool]:
     """What a careful listener notices in one caption of a clip: a sound said to be absent, a sound named that is
-    not there, no sentence (a verbless list), a stated order / simultaneity / background, a cut-off ending, a
-    repeat. The shares of these over a system's captions are its exploit rates."""
+    not there, no verb (a noun phrase such as "the sound of a piano", or a list), sources strung together without
+    syntax ("siren, bells, rain", "piano whistle": the word-list exploit), a stated order / simultaneity /
+    background, a cut-off ending, a repeat. The shares of these over a system's captions are its exploit rates."""
     reading, scene = read_caption(text), heard_scene(clip)
     live = [m for m in reading.mentions if not m.negated]
     return {
         "negation": any(m.negated for m in reading.mentions) or reading.claims_silence,
         "invented": any(not set(m.sense.concepts) & scene.classes for m in live),
         "verbless": bool(reading.mentions) and not reading.has_verb,
+        "word_list": reading.list_faults > 0,
         "relations_stated": bool(reading.order or reading.together or any(m.background for m in live)),
         "truncated": reading.truncated,
         "repetition": reading.stutters > 0,
