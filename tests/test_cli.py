@@ -14,6 +14,7 @@ from prefcap.cli import exposure_warning, main
 from prefcap.data.synth.adversarial import EXTRA_KINDS, REQUIRED_KINDS
 from prefcap.data.synth.panels import LISTENERS_VERSION
 from prefcap.demo import DIAGNOSTIC_VARIANTS, PAPER_VARIANT
+from prefcap.prefs.store import Store
 from prefcap.reward.recipes import FENSE_CANDIDATES, FENSE_VARIANTS
 from prefcap.rl.trainer import LOSS_VERSION
 
@@ -125,7 +126,7 @@ def test_mistakes_a_user_can_make_end_in_one_line_and_leave_their_files_alone(tm
 
 def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
     out = tmp_path / "seed-1"  # where `--seeds` puts seed 1, so the two-seed run below reuses this one
-    result = run_cli("demo", "--size", "tiny", "--out", out, "--seed", "1", "--diagnostics")
+    result = run_cli("demo", "--size", "tiny", "--out", out, "--seed", "1", "--diagnostics", "--decomposition")
     assert result.returncode == 0, result.stderr
     results = json.loads((out / "results.json").read_text())
     assert results["schema"] == 1 and results["seed"] == 1
@@ -135,6 +136,9 @@ def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
         sum(v for k, v in results["timings_s"].items() if k != "total"))
     assert "agreement within panel" in result.stdout
     assert {"source", "target", "annotator_agreement_on_baseline_samples"} <= set(results["baseline"])
+    health = results["baseline"]["health"]  # the tiny baseline writes one caption for every clip: a collapse
+    assert health["distinct_captions"] < health["band"]["distinct_captions"] and not health["within_band"]
+    assert "OUTSIDE the band" in result.stdout
     assert 0 <= results["encoder"]["zero_shot_event_map"]["map"] <= 1
     prefs = results["preferences"]
     assert prefs["judgments"] == 3 * prefs["pairs_added"] > 0 and (out / "prefs" / "prefs.sqlite").is_file()
@@ -157,7 +161,8 @@ def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
     assert 0.5 <= judges["machine_like"]["agreement"] <= 1 and judges["machine_like"]["pairs"] == 200
     assert set(judges["exploit_rates"]) == {"baseline", "rlhf", "supervised", "dpo"}
     for rates in judges["exploit_rates"].values():
-        assert set(rates) == {"negation", "invented", "verbless", "relations_stated", "truncated", "repetition"}
+        assert set(rates) == {"negation", "invented", "verbless", "word_list", "relations_stated", "truncated",
+                              "repetition"}
         assert all(0 <= rate <= 1 for rate in rates.values())
     # a changed listener or RL loss changes the key of every stage it feeds, so those stages are rebuilt
     keys = {name: json.loads((out / name / "_stage.json").read_text())["config"] for name in ("prefs", "rl", "eval")}
@@ -208,7 +213,31 @@ def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
     assert {(r["a"], r["b"], r["judge"]) for r in results["pairwise"]} == {
         (a, b, judge) for a, b in compared for judge in ("eval", "train")}
     assert all(r["clips"] == r["wins"] + r["losses"] + r["ties"] == test_clips for r in results["pairwise"])
-    assert [r["step"] for r in results["rl"]["heldout"]] == [0, 2, 4]
+    # two preference rounds (the default) share the judgment budget and RL's steps
+    rounds = results["rounds"]
+    assert [r["round"] for r in rounds] == [1, 2] and sum(r["pairs"] for r in rounds) <= 80
+    assert [r["rl_steps"] for r in rounds] == [2, 2] and results["rl"]["steps"] == 4
+    assert [(r["round"], r["step"]) for r in results["rl"]["heldout"]] == [(1, 0), (1, 2), (2, 2), (2, 4)]
+    assert rounds[0]["systems"] == ["baseline"] and rounds[1]["systems"] == ["rlhf-round-1", "baseline"]
+    assert all(r["judgments"] == 3 * r["pairs"] > 0 for r in rounds)
+    assert rounds[0]["new_heldout_accuracy_before"] is None
+    assert rounds[1]["new_heldout_pairs"] > 0 and 0 <= rounds[1]["new_heldout_accuracy_after"] <= 1
+    assert sum(r["selected"] for r in rounds) == 1 and all(r["eval_vs_baseline"]["clips"] == 24 for r in rounds)
+    store = Store(out / "round-2" / "prefs" / "prefs.sqlite", create=False)  # every judgment so far, both rounds
+    assert len(store.judgment_rows()) == sum(r["judgments"] for r in rounds)
+    store.close()
+    selection = json.loads((out / "rlhf" / "selection.json").read_text())
+    chosen = next(r for r in rounds if r["selected"])
+    assert selection["selected"] == ("rl" if chosen["round"] == 1 else "round-2/rl")
+    assert chosen["val_reward"] == max(r["val_reward"] for r in rounds)
+    assert set(results["events_named"]["systems"]) == {"baseline", "rlhf", "supervised", "dpo", "references"}
+    assert results["events_named"]["rare_classes"] and results["events_named"]["systems"]["references"]["rare"] > 0.9
+    # --decomposition: the gap to supervised taken apart
+    diagnostics = results["decomposition"]
+    assert set(diagnostics["systems"]) == {"rlhf-oracle", "rlhf-paper", "supervised-8", "supervised-16"}
+    assert [p["clips"] for p in diagnostics["supervised_curve"]] == [8, 16]
+    assert all(row["vs_baseline"]["clips"] == 24 for row in diagnostics["systems"].values())
+    assert json.loads((out / "decomposition" / "rlhf-oracle" / "oracle.json").read_text())["scale"] > 0
     supervised = json.loads((out / "supervised" / "captioner" / "sft_metrics.json").read_text())
     assert supervised["steps"] <= results["rl"]["steps"] and supervised["train_clips"] == sum(
         1 for line in (out / "data" / "target" / "clips.jsonl").open() if '"split":"rl"' in line)
@@ -220,7 +249,8 @@ def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
 
     # the report opens from disk: plots embedded, audio players pointing at the run's files
     page = (out / "report.html").read_text()
-    plots = 4 + len(rm["variants"])  # win rates, learning curve, calibration of each reward model, RL curves
+    # win rates, learning curve, calibration of each reward model, RL curves of each round
+    plots = 3 + len(rm["variants"]) + len(rounds)
     assert page.count('src="data:image/png;base64,') == plots
     assert "<tr><td>rlhf</td><td>baseline</td><td>eval</td>" in page
     best = results["ranking"][0]
@@ -254,7 +284,7 @@ def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
     assert all(r["clips"] == test_clips for r in human["pairwise"])
     assert human["pairwise"][1]["losses"] > 0.8 * test_clips  # references beat the tiny baseline for people too
 
-    again = run_cli("demo", "--size", "tiny", "--out", out, "--seed", "1", "--diagnostics")
+    again = run_cli("demo", "--size", "tiny", "--out", out, "--seed", "1", "--diagnostics", "--decomposition")
     assert again.returncode == 0
     rerun = json.loads((out / "results.json").read_text())
     assert "synth_target" in rerun["cached_stages"]  # skipped, and its build time kept

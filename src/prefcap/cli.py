@@ -344,7 +344,7 @@ def _rl(args: argparse.Namespace) -> None:
     encoder = _text_encoder(args.encoder)
     metrics = run_rl(args.captioner, args.reward, encoder, args.clips, args.out, config, split=args.split,
                      eval_split=args.eval_split or None, eval_clips=args.eval_clips, cache_root=args.cache,
-                     resume=args.resume)
+                     reference=args.reference, resume=args.resume)
     if metrics:  # the main process
         heldout = metrics["heldout"]
         change = (f"; held-out reward {heldout[0]['reward']:.3f} -> {heldout[-1]['reward']:.3f}"
@@ -452,7 +452,10 @@ def _reward_eval(args: argparse.Namespace) -> None:
 def _demo(args: argparse.Namespace) -> None:
     from prefcap.demo import DemoConfig, run_demo, run_seeds, seeds_table, summary_table
 
-    config = apply_overrides(DemoConfig(seed=args.seed, size=args.size, diagnostics=args.diagnostics), args.overrides)
+    config = DemoConfig(seed=args.seed, size=args.size, diagnostics=args.diagnostics,
+                        decomposition=args.decomposition)
+    config = apply_overrides(config if args.rounds is None else dataclasses.replace(config, rounds=args.rounds),
+                             args.overrides)
     if args.until and args.seeds != 1:
         raise PrefcapError("--until stops one run: use it without --seeds")
     if args.until:
@@ -640,6 +643,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     rl = commands.add_parser("rl", help="fine-tune a captioner against the reward model (audio only, no captions)")
     rl.add_argument("--captioner", required=True, help="starting captioner folder or hub id")
+    rl.add_argument("--reference", help="captioner the KL is taken to (default: --captioner; a later preference "
+                    "round continues from the last RL policy and keeps the baseline here)")
     rl.add_argument("--reward", required=True, type=Path, help="reward model folder (prefcap reward-train)")
     rl.add_argument("--encoder", required=True, help="the CLAP the reward model was trained on")
     rl.add_argument("--clips", required=True, type=Path, help="clip manifest (only audio and ids are read)")
@@ -692,9 +697,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--size", choices=("tiny", "demo"), default="demo")
     demo.add_argument("--until", metavar="STAGE",
                       help="stop after this stage (e.g. reward, to choose RL settings on val before scoring test)")
+    demo.add_argument("--rounds", type=int, help="preference rounds (default 2): the judgment budget is split over "
+                      "them; each later round judges the current policy's captions, retrains the reward model on "
+                      "all judgments so far and continues RL")
     demo.add_argument("--diagnostics", action="store_true",
                       help="also train the reward model's frozen-embedding variants, its learning curve and the "
                            "ensemble's uncertainty (slower; the paper's head is always reported)")
+    demo.add_argument("--decomposition", action="store_true",
+                      help="also take the gap to supervised apart: RL with the training panel's own score as the "
+                           "reward (rlhf-oracle), RL against the paper's head (rlhf-paper), and supervised "
+                           "fine-tuning on 50/100/200 clips' references (slower; added stages, cached)")
     demo.add_argument("overrides", nargs="*", metavar="key=value")
     demo.set_defaults(run=_demo)
     return parser

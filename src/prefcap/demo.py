@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -29,15 +30,24 @@ from prefcap.data.synth import panels
 from prefcap.data.synth.adversarial import SUITE_VERSION, adversarial_pairs
 from prefcap.data.synth.agreement import annotator_report, pairwise_agreement
 from prefcap.data.synth.corpus import SynthConfig, synthesize
-from prefcap.data.synth.independence import exploit_rates, panel_accuracy, panel_independence, system_output_pairs
+from prefcap.data.synth.independence import (
+    events_named,
+    exploit_rates,
+    panel_accuracy,
+    panel_independence,
+    rare_classes,
+    system_output_pairs,
+)
 from prefcap.data.synth.judge import scene_of
+from prefcap.data.synth.panel import Panel
 from prefcap.encoders.cache import EmbeddingCache
 from prefcap.encoders.clap import ClapEncoder
 from prefcap.encoders.evaluate import text_to_audio_recall, zero_shot_event_map
 from prefcap.encoders.train import EncoderTrainConfig, train_encoder
 from prefcap.errors import PrefcapError
 from prefcap.eval.metrics import compute_metrics
-from prefcap.eval.report import format_optional, write_report
+from prefcap.eval.pairwise import clip_outcomes, summarise
+from prefcap.eval.report import format_optional, format_win, write_report
 from prefcap.eval.systems import SYSTEM_FIELDS, compare_systems, system_scores
 from prefcap.io import atomic_write
 from prefcap.prefs.agreement import agreement_report
@@ -54,6 +64,7 @@ from prefcap.reward.recipes import audio_embeddings, train_from_store
 from prefcap.reward.train import train_reward
 from prefcap.rl.dpo import DPOConfig
 from prefcap.rl.recipes import run_dpo, run_rl
+from prefcap.rl.rewards import CaptionReward
 from prefcap.rl.trainer import LOSS_VERSION, RLConfig
 from prefcap.stages import run_stage
 
@@ -73,12 +84,18 @@ BASELINE = {
     "demo": ({}, SFTConfig(max_steps=900)),
 }
 
-# candidate pairs on the target `prefs` clips, and judgments per pair: 1,500 pairs of the baseline's own captions
-# and 1,000 contrast pairs (a caption against a damaged copy of itself: prefs/perturb.py)
+# The judgment budget on the target `prefs` clips, over all preference rounds, and judgments per pair: 2,500 pairs
+# × 3. With one round: 1,500 pairs of the baseline's own captions and 1,000 contrast pairs (a caption against a
+# damaged copy of itself: prefs/perturb.py). With R rounds, round 1 takes FIRST_ROUND_SHARE of the pairs (the same
+# mix) and the later rounds split the rest: pairs of the current RL policy's and its predecessor's captions, with
+# LATER_CONTRAST_FRACTION of them contrast pairs of those captions.
 PREFERENCES = {
     "tiny": (PairsConfig(num_pairs=80, batch_size=16, contrast_fraction=0.4), 3),
     "demo": (PairsConfig(num_pairs=2500, contrast_fraction=0.4), 3),
 }
+ROUNDS = 2
+FIRST_ROUND_SHARE = 0.6
+LATER_CONTRAST_FRACTION = 0.2
 
 # the reward model RL uses: CLAP's text side fine-tuned with an interaction head beside the frozen audio embedding
 # (settings chosen on the validation clips inside the training split: docs/results.md)
@@ -102,14 +119,17 @@ DIAGNOSTIC_VARIANTS = {
     "interaction + fluency + ensemble of 5": {"head": "interaction", "fluency_features": True, "ensemble": 5},
 }
 
-# RL on the target `rl` clips (audio only) against the reward model, and DPO on the stored judgments
+# RL on the target `rl` clips (audio only) against the reward model, and DPO on the stored judgments. max_steps
+# is the total over all preference rounds (split evenly); each round keeps its best held-out evaluation
+# (load_best_model_at_end) and stops on a collapse (collapse_guard).
 RL = {
     "tiny": RLConfig(max_steps=4, batch_size=4, num_generations=2, max_new_tokens=16, eval_every=2, save_steps=2,
-                     warmup_steps=0),
+                     warmup_steps=0, load_best_model_at_end=True),
     # algorithm, beta and learning_rate chosen on the target val clips by the training panel
     # (experiments/tune_on_val.py; docs/results.md lists each setting and the figure it was chosen by)
     "demo": RLConfig(max_steps=600, batch_size=8, num_generations=8, algorithm="grpo", learning_rate=5e-5, beta=0.5,
-                     clap_coef=3.0, min_words=11, repetition_penalty=2.0, eval_every=25),
+                     clap_coef=3.0, min_words=11, repetition_penalty=2.0, eval_every=25, load_best_model_at_end=True,
+                     clip_relative_coef=1.0),
 }
 RL_EVAL_CLIPS = {"tiny": 8, "demo": 100}
 DPO = {
@@ -117,15 +137,60 @@ DPO = {
     "demo": DPOConfig(learning_rate=5e-5, beta=0.3),  # chosen on the target val clips, as RL's
 }
 # the systems the demo compares on the held-out target test clips, and which pairs the panels judge
+# (rlhf: the policy of the round the select stage chose on `val`; rl/ is round 1's)
 SYSTEMS = {"baseline": "captioner-baseline", "rlhf": "rl/captioner", "supervised": "supervised/captioner",
            "dpo": "dpo/captioner"}
+# with --diagnostics, the decomposition of the gap to supervised (diagnostic systems, never the method): RL with the
+# training panel's own noise-free score as the reward (what a perfect reward model would give), RL against the
+# paper's frozen-embedding head trained on the same judgments, and supervised fine-tuning on the references of
+# the first N `rl` clips (a learning curve; `supervised` is the one on all of them)
+SUPERVISED_CURVE = {"tiny": (8, 16), "demo": (50, 100, 200)}
+# A baseline that collapsed (a handful of distinct captions) starves everything after it: its source-test
+# figures must stay within this band (measured on seeds 0-3: distinct 0.59-0.66, CIDEr-D 0.89-1.08; docs/results.md)
+BASELINE_BAND = {"distinct_captions": 0.5, "cider_d": 0.8}
+# an event class is rare when fewer than this share of `source` clips hold it (what the baseline learnt from)
+RARE_SHARE = 0.05
 COMPARISONS = (("rlhf", "baseline"), ("rlhf", "supervised"), ("supervised", "baseline"), ("dpo", "baseline"),
                ("rlhf", "dpo"))
 
 
-# every stage of the demo, in the order it runs them
-STAGES = ("synth_general", "synth_source", "synth_target", "encoder_train", "encoder_eval", "annotator_checks",
-          "baseline_train", "baseline_eval", "preferences", "reward", "rl", "supervised", "dpo", "eval")
+
+
+def stage_names(config: DemoConfig) -> tuple[str, ...]:
+    """Every stage of the demo, in the order it runs them."""
+    later = [round_stage(kind, r) for r in range(2, config.rounds + 1) for kind in ("preferences", "reward", "rl")]
+    decomposition = ["rlhf_oracle", "rlhf_paper", *(f"supervised_{n}" for n in SUPERVISED_CURVE[config.size]),
+                     "decomposition_eval"] if config.decomposition else []
+    return ("synth_general", "synth_source", "synth_target", "encoder_train", "encoder_eval", "annotator_checks",
+            "baseline_train", "baseline_eval", "preferences", "reward", "rl", *later, "select", "supervised", "dpo",
+            "eval", *decomposition)
+
+
+def round_stage(kind: str, r: int) -> str:
+    """A round's stage name: round 1's are plain ("rl"), later ones carry the round ("rl_round_2")."""
+    return kind if r == 1 else f"{kind}_round_{r}"
+
+
+def round_dir(out: Path, r: int) -> Path:
+    """Where round r's prefs/, reward/ and rl/ live: the run folder for round 1, round-R/ after it."""
+    return out if r == 1 else out / f"round-{r}"
+
+
+def round_budgets(pairs: PairsConfig, rounds: int) -> list[PairsConfig]:
+    """The pairs config of each round: one round spends the whole budget; with more, round 1 spends
+    FIRST_ROUND_SHARE of it and the later rounds split the rest evenly (the total never changes)."""
+    if rounds == 1:
+        return [pairs]
+    first = round(FIRST_ROUND_SHARE * pairs.num_pairs)
+    later = [len(part) for part in np.array_split(np.arange(pairs.num_pairs - first), rounds - 1)]
+    return [replace(pairs, num_pairs=first),
+            *(replace(pairs, num_pairs=n, contrast_fraction=LATER_CONTRAST_FRACTION, seed=pairs.seed + 1000 * r)
+              for r, n in enumerate(later, start=2))]
+
+
+def round_steps(total: int, rounds: int) -> list[int]:
+    """RL's optimizer steps per round: the total split evenly, so more rounds never mean more RL."""
+    return [len(part) for part in np.array_split(np.arange(total), rounds)]
 
 
 @dataclass(frozen=True)
@@ -133,7 +198,18 @@ class DemoConfig:
     seed: int = 0
     size: str = "demo"
     sample_rate: int = 16_000
+    rounds: int = ROUNDS  # preference rounds: the judgment budget and RL's steps are split over them
     diagnostics: bool = False  # also the reward-model variants, learning curve and ensemble uncertainty (slower)
+    decomposition: bool = False  # also rlhf-oracle, rlhf-paper and the supervised learning curve (slower)
+
+    def __post_init__(self) -> None:
+        if self.size not in SIZES:
+            raise PrefcapError(f"unknown size {self.size!r}; expected one of {sorted(SIZES)}")
+        if self.rounds < 1:
+            raise PrefcapError(f"rounds must be at least 1, got {self.rounds}")
+        if min(round_steps(RL[self.size].max_steps, self.rounds)) < 1:
+            raise PrefcapError(f"{self.rounds} rounds leave some round without an RL step "
+                               f"({RL[self.size].max_steps} steps in all)")
 
 
 class _StoppedAfter(Exception):
@@ -145,10 +221,8 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True, until: 
     report. `until` names a stage to stop after (e.g. "reward" to build the preference data and reward model
     before choosing RL settings on `val`): nothing is scored on test then, and the return value only lists the
     stage times."""
-    if config.size not in SIZES:
-        raise PrefcapError(f"unknown size {config.size!r}; expected one of {sorted(SIZES)}")
-    if until is not None and until not in STAGES:
-        raise PrefcapError(f"unknown stage {until!r}; expected one of {', '.join(STAGES)}")
+    if until is not None and until not in stage_names(config):
+        raise PrefcapError(f"unknown stage {until!r}; expected one of {', '.join(stage_names(config))}")
     sizes = SIZES[config.size]
     out = Path(out)
     timings: dict[str, float] = {}  # each stage's build time, whether built now or by an earlier run
@@ -222,21 +296,17 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True, until: 
               lambda tmp: evaluate_baseline(out, tmp, config.seed, progress),
               inputs=[out / "captioner-baseline", source / "clips.jsonl", target_clips])
         pairs_config, overlap = PREFERENCES[config.size]
-        pairs_config = replace(pairs_config, seed=config.seed)
+        budgets = round_budgets(replace(pairs_config, seed=config.seed), config.rounds)
+        prefs_clips = [c for c in read_clips(target_clips) if c.split == "prefs"]
 
         def collect_preferences(tmp: Path) -> None:
-            clips = [c for c in read_clips(target_clips) if c.split == "prefs"]
             captioner = load_captioner(out / "captioner-baseline", device="cpu")
             store = Store(tmp / "prefs.sqlite")
-            pairs = build_pairs(store, {"baseline": captioner}, clips, pairs_config, progress=progress)
+            pairs = build_pairs(store, {"baseline": captioner}, prefs_clips, budgets[0], progress=progress)
             judged = simulate(store, "train", seed=config.seed, overlap=overlap, progress=progress)
-            quality = agreement_report(store.judgment_rows())
-            store.close()
-            summary = {**pairs, **judged, "overlap": overlap, "fleiss_kappa": quality["fleiss_kappa"],
-                       "mean_cohen_kappa": float(np.mean([a["mean_cohen_kappa"] for a in quality["annotators"]]))}
-            (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
+            write_preference_summary(store, tmp, {**pairs, **judged, "overlap": overlap})
 
-        stage("preferences", out / "prefs", {"pairs": asdict(pairs_config), "overlap": overlap, "panel": "train",
+        stage("preferences", out / "prefs", {"pairs": asdict(budgets[0]), "overlap": overlap, "panel": "train",
                                              "listeners": panels.LISTENERS_VERSION,
                                              "perturbations": PERTURBATIONS_VERSION},
               collect_preferences, inputs=[out / "captioner-baseline", target_clips])
@@ -253,20 +323,49 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True, until: 
               inputs=[out / "encoder", out / "prefs" / "prefs.sqlite", target_clips, source / "clips.jsonl",
                       *(out / "data" / domain / "captions.jsonl" for domain in ("target", "source"))])
         rl_config = replace(RL[config.size], seed=config.seed)
+        rl_steps = round_steps(rl_config.max_steps, config.rounds)
 
-        def align_with_rl(tmp: Path) -> None:
+        def align_with_rl(tmp: Path, r: int) -> None:
             encoder = ClapEncoder.from_pretrained(out / "encoder", device="cpu")
-            run_rl(out / "captioner-baseline", out / "reward", encoder, target_clips, tmp, rl_config, split="rl",
-                   eval_split="val", eval_clips=RL_EVAL_CLIPS[config.size], cache_root=out / "cache", progress=progress,
-                   device="cpu")
+            start = out / "captioner-baseline" if r == 1 else round_dir(out, r - 1) / "rl" / "captioner"
+            run_rl(start, round_dir(out, r) / "reward", encoder, target_clips, tmp,
+                   replace(rl_config, max_steps=rl_steps[r - 1]), split="rl", eval_split="val",
+                   eval_clips=RL_EVAL_CLIPS[config.size], cache_root=out / "cache",
+                   reference=out / "captioner-baseline", progress=progress, device="cpu")
 
-        stage("rl", out / "rl",
-              {"rl": asdict(rl_config), "eval_clips": RL_EVAL_CLIPS[config.size], "loss": LOSS_VERSION},
-              align_with_rl, inputs=[out / "captioner-baseline", out / "reward", target_clips])
+        def rl_stage(r: int) -> None:
+            previous = [] if r == 1 else [round_dir(out, r - 1) / "rl"]
+            stage(round_stage("rl", r), round_dir(out, r) / "rl",
+                  {"rl": asdict(replace(rl_config, max_steps=rl_steps[r - 1])), "round": r,
+                   "eval_clips": RL_EVAL_CLIPS[config.size], "loss": LOSS_VERSION},
+                  lambda tmp: align_with_rl(tmp, r),
+                  inputs=[out / "captioner-baseline", round_dir(out, r) / "reward", target_clips, *previous])
+
+        rl_stage(1)
+        for r in range(2, config.rounds + 1):
+            here, before = round_dir(out, r), round_dir(out, r - 1)
+            stage(round_stage("preferences", r), here / "prefs",
+                  {"pairs": asdict(budgets[r - 1]), "overlap": overlap, "round": r, "panel": "train",
+                   "listeners": panels.LISTENERS_VERSION, "perturbations": PERTURBATIONS_VERSION},
+                  lambda tmp, r=r: collect_round_preferences(out, tmp, r, budgets[r - 1], overlap, prefs_clips,
+                                                             config.seed, progress),
+                  inputs=[out / "captioner-baseline", before / "prefs" / "prefs.sqlite", before / "rl", target_clips])
+            stage(round_stage("reward", r), here / "reward", {"reward": asdict(reward_config), "round": r},
+                  lambda tmp, r=r: train_round_reward(out, tmp, r, reward_config, progress),
+                  inputs=[out / "encoder", here / "prefs" / "prefs.sqlite", before / "prefs" / "prefs.sqlite",
+                          before / "reward", target_clips])
+            rl_stage(r)
+        final_reward = round_dir(out, config.rounds) / "reward"
+        policies = [round_dir(out, r) / "rl" for r in range(1, config.rounds + 1)]
+        stage("select", out / "rlhf", {"rl": asdict(rl_config), "rounds": config.rounds, "clips": "val"},
+              lambda tmp: select_policy(out, tmp, config.rounds, final_reward, rl_config, progress),
+              inputs=[final_reward, target_clips, *policies])
+        selected = json.loads((out / "rlhf" / "selection.json").read_text())["selected"]
+        rl_steps_taken = sum(json.loads((folder / "rl_metrics.json").read_text())["steps"] for folder in policies)
         # The paper's comparison: the baseline fine-tuned on the ground-truth references of the same target clips
-        # RL trains on, with the baseline's SFT recipe and as many optimizer steps as RL takes (early stopping on
-        # the target `val` clips).
-        supervised_config = replace(sft_config, max_steps=rl_config.max_steps, seed=config.seed)
+        # RL trains on, with the baseline's SFT recipe and as many optimizer steps as RL took over all rounds
+        # (its checkpoint chosen by the validation loss on the target `val` clips, as RL's by the reward on `val`).
+        supervised_config = replace(sft_config, max_steps=rl_steps_taken, seed=config.seed)
 
         def train_supervised(tmp: Path) -> None:
             clips, captions = read_clips(target_clips), read_captions(target_clips.with_name("captions.jsonl"))
@@ -277,19 +376,47 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True, until: 
         stage("supervised", out / "supervised", {"sft": asdict(supervised_config)}, train_supervised,
               inputs=[out / "captioner-baseline", target_clips, target_clips.with_name("captions.jsonl")])
         dpo_config = replace(DPO[config.size], seed=config.seed)
+        final_store = round_dir(out, config.rounds) / "prefs" / "prefs.sqlite"
 
-        def align_with_dpo(tmp: Path) -> None:
-            store = Store(out / "prefs" / "prefs.sqlite", create=False)
+        def align_with_dpo(tmp: Path) -> None:  # on every judgment of every round: the same budget as RLHF
+            store = Store(final_store, create=False)
             run_dpo(out / "captioner-baseline", store, tmp / "captioner", dpo_config, progress=progress, device="cpu")
             store.close()
 
         stage("dpo", out / "dpo", {"dpo": asdict(dpo_config)}, align_with_dpo,
-              inputs=[out / "captioner-baseline", out / "prefs" / "prefs.sqlite"])
+              inputs=[out / "captioner-baseline", final_store])
+        systems = {**SYSTEMS, "rlhf": f"{selected}/captioner"}
+        rounds = {f"rlhf-round-{r}": str(folder.relative_to(out) / "captioner")
+                  for r, folder in enumerate(policies, start=1)}
         stage("eval", out / "eval",
-              {"systems": SYSTEMS, "comparisons": COMPARISONS, "seed": config.seed, "ranking": "eval panel",
-               "listeners": panels.LISTENERS_VERSION},
-              lambda tmp: evaluate_demo_systems(out, tmp, config.seed, progress),
-              inputs=[out / "encoder", out / "reward", target_clips, *(out / folder for folder in SYSTEMS.values())])
+              {"systems": systems, "rounds": rounds, "comparisons": COMPARISONS, "seed": config.seed,
+               "ranking": "eval panel", "listeners": panels.LISTENERS_VERSION, "rare_share": RARE_SHARE},
+              lambda tmp: evaluate_demo_systems(out, tmp, systems, rounds, final_reward, config.seed, progress),
+              inputs=[out / "encoder", final_reward, target_clips, *(out / folder for folder in systems.values()),
+                      *(out / folder for folder in rounds.values())])
+        if config.decomposition:  # the gap to supervised taken apart: diagnostic systems, not the method
+            whole = replace(rl_config, max_steps=rl_steps_taken)
+            diagnostics = out / "decomposition"
+            stage("rlhf_oracle", diagnostics / "rlhf-oracle", {"rl": asdict(whole), "panel": "train",
+                                                               "listeners": panels.LISTENERS_VERSION},
+                  lambda tmp: align_with_oracle(out, tmp, whole, final_reward, RL_EVAL_CLIPS[config.size],
+                                                config.seed, progress),
+                  inputs=[out / "captioner-baseline", final_reward, target_clips])
+            paper = replace(PAPER_REWARD[config.size], seed=config.seed)
+            stage("rlhf_paper", diagnostics / "rlhf-paper", {"rl": asdict(whole), "reward": asdict(paper)},
+                  lambda tmp: align_with_paper_head(out, tmp, whole, paper, final_store, RL_EVAL_CLIPS[config.size],
+                                                    progress),
+                  inputs=[out / "captioner-baseline", final_store, target_clips])
+            for n in SUPERVISED_CURVE[config.size]:
+                stage(f"supervised_{n}", diagnostics / f"supervised-{n}",
+                      {"sft": asdict(supervised_config), "clips": n},
+                      lambda tmp, n=n: train_supervised_on(out, tmp, n, supervised_config, config.seed, progress),
+                      inputs=[out / "captioner-baseline", target_clips, target_clips.with_name("captions.jsonl")])
+            curve = SUPERVISED_CURVE[config.size]
+            stage("decomposition_eval", diagnostics / "eval", {"seed": config.seed, "curve": curve,
+                                                             "listeners": panels.LISTENERS_VERSION},
+                  lambda tmp: evaluate_diagnostics(out, tmp, curve, config.seed, progress),
+                  inputs=[out / "eval", *(diagnostics / name for name in diagnostic_systems(curve))])
     except _StoppedAfter:
         return {"stopped_after": until, "timings_s": timings}
     timings["total"] = sum(timings.values())
@@ -302,13 +429,17 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True, until: 
         "provenance": provenance({**asdict(config), **sizes}),
         "annotators": json.loads((out / "annotators" / "report.json").read_text()),
         "encoder": json.loads((out / "encoder_eval" / "metrics.json").read_text()),
-        "baseline": json.loads((out / "baseline_eval" / "metrics.json").read_text()),
+        "baseline": {**json.loads((out / "baseline_eval" / "metrics.json").read_text()),
+                     "health": baseline_health(out)},
         "preferences": json.loads((out / "prefs" / "summary.json").read_text()),
         "rm": reward_summary(json.loads((out / "reward" / "demo_metrics.json").read_text())),
-        "rl": rl_summary(json.loads((out / "rl" / "rl_metrics.json").read_text())),
+        "rl": rl_summary([json.loads((folder / "rl_metrics.json").read_text()) for folder in policies]),
+        "rounds": rounds_summary(out, config.rounds, evaluation["rounds"]),
         "dpo": json.loads((out / "dpo" / "captioner" / "dpo_metrics.json").read_text()),
-        **{key: evaluation[key] for key in ("systems", "pairwise", "ranking")},
+        **{key: evaluation[key] for key in ("systems", "pairwise", "ranking", "events_named")},
         "judges": judges_summary(evaluation["judges"], json.loads((out / "annotators" / "report.json").read_text())),
+        "decomposition": (json.loads((out / "decomposition" / "eval" / "metrics.json").read_text())
+                          if config.decomposition else None),
         "resources": {"peak_rss_mb": max(peak_rss_mb(), *peaks)},  # skipped stages: the peak when built
         "timings_s": timings,
         "cached_stages": cached,
@@ -358,8 +489,10 @@ def seeds_summary(runs: dict[int, dict]) -> dict:
         pairwise.append({"a": row["a"], "b": row["b"], "judge": row["judge"],
                          "win_rate": _spread([r["win_rate"] for r in rows]),
                          "ci_low": [r["ci_low"] for r in rows], "ci_high": [r["ci_high"] for r in rows]})
+    named = {name: {kind: _spread([runs[s]["events_named"]["systems"][name][kind] for s in seeds])
+                    for kind in ("rare", "common")} for name in first["events_named"]["systems"]}
     return {"seeds": seeds, "rm_heldout_accuracy": _spread([runs[s]["rm"]["heldout_accuracy"] for s in seeds]),
-            "systems": systems, "pairwise": pairwise,
+            "systems": systems, "pairwise": pairwise, "events_named": named,
             "total_seconds": _spread([runs[s]["timings_s"]["total"] for s in seeds])}
 
 
@@ -380,6 +513,9 @@ def seeds_table(summary: dict) -> str:
     lines.append(f"{'system':<12}" + "".join(f"{name:>18}" for name in fields))
     for name, scores in summary["systems"].items():
         lines.append(f"{name:<12}" + "".join(f"{show(scores[k]):>18}" for k in fields))
+    lines.append("sounds named, rare / common classes: " + ", ".join(
+        f"{name} {show(kinds['rare'], True)} / {show(kinds['common'], True)}"
+        for name, kinds in summary["events_named"].items()))
     for row in summary["pairwise"]:
         rates = row["win_rate"]["values"] if row["win_rate"] else [None] * len(seeds)
         per_seed = ", ".join(f"seed {seed}: {'n/a' if rate is None else format(rate, '.1%')} [{low:.1%}, {high:.1%}]"
@@ -542,33 +678,181 @@ def variant_slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
-def evaluate_demo_systems(out: Path, tmp: Path, seed: int, progress: bool) -> None:
+def evaluate_demo_systems(out: Path, tmp: Path, systems: dict[str, str], rounds: dict[str, str], reward_dir: Path,
+                          seed: int, progress: bool) -> None:
     """Every system's greedy captions of the held-out target test clips: metrics against the target references
-    (never seen by RL), reward and CLAP scores, and blind pairwise verdicts of both simulated panels — the
-    evaluation panel decides; the training panel is shown beside it."""
+    (never seen by RL), reward (the last round's model) and CLAP scores, blind pairwise verdicts of both simulated
+    panels — the evaluation panel decides; the training panel is shown beside it — and the share of each clip's
+    sounds each system names (rare and common classes apart). Each round's policy is judged against the baseline
+    by the evaluation panel once, here, for the record: nothing is chosen by it."""
     clips = [c for c in read_clips(out / "data" / "target" / "clips.jsonl") if c.split == "test"]
     references: dict[str, list[str]] = {}
     for caption in read_captions(out / "data" / "target" / "captions.jsonl"):
         references.setdefault(caption.clip_id, []).append(caption.text)
     encoder = ClapEncoder.from_pretrained(out / "encoder", device="cpu")
     audio = EmbeddingCache(out / "cache", encoder).embed_clips(clips, progress=False)
-    reward = RewardModel.load(out / "reward", encoder=encoder)
-    systems: dict[str, dict[str, str]] = {}
+    reward = RewardModel.load(reward_dir, encoder=encoder)
+    captions: dict[str, dict[str, str]] = {}
     scores = {}
-    for name, folder in SYSTEMS.items():
-        captions, _ = caption_clips(load_captioner(out / folder, device="cpu"), clips, name,
-                                    decoding=Decoding(mode="greedy"), progress=progress)
-        write_jsonl(tmp / f"captions-{name}.jsonl", captions)
-        systems[name] = {c.clip_id: c.text for c in captions}
-        scores[name] = system_scores(clips, systems[name], references, encoder, audio, reward)
+    for name, folder in {**systems, **rounds}.items():
+        written, _ = caption_clips(load_captioner(out / folder, device="cpu"), clips, name,
+                                   decoding=Decoding(mode="greedy"), progress=progress)
+        write_jsonl(tmp / f"captions-{name}.jsonl", written)
+        captions[name] = {c.clip_id: c.text for c in written}
+        if name in systems:
+            scores[name] = system_scores(clips, captions[name], references, encoder, audio, reward)
+    outputs = {name: captions[name] for name in systems}
     built = {name: panels.build(name, seed) for name in ("eval", "train")}
-    pairwise, ranking = compare_systems(clips, systems, COMPARISONS, {n: p.majority for n, p in built.items()},
+    pairwise, ranking = compare_systems(clips, outputs, COMPARISONS, {n: p.majority for n, p in built.items()},
                                         seed=seed)
+    per_round = [summarise(clip_outcomes(clips, captions[name], captions["baseline"], built["eval"].majority, seed),
+                           a=name, b="baseline", judge_name="eval") for name in rounds]
     judges = {"system_outputs": panel_independence(built["train"], built["eval"],
-                                                   system_output_pairs(clips, systems, COMPARISONS), examples=5),
-              "exploit_rates": {name: exploit_rates(clips, captions) for name, captions in systems.items()}}
-    (tmp / "metrics.json").write_text(json.dumps({"clips": len(clips), "systems": scores, "pairwise": pairwise,
-                                                  "ranking": ranking, "judges": judges}, indent=2))
+                                                   system_output_pairs(clips, outputs, COMPARISONS), examples=5),
+              "exploit_rates": {name: exploit_rates(clips, texts) for name, texts in outputs.items()}}
+    source = read_clips(out / "data" / "source" / "clips.jsonl")
+    rare = rare_classes(source, RARE_SHARE)
+    named = {name: events_named(clips, texts, rare) for name, texts in outputs.items()}
+    named["references"] = events_named(clips, {c.id: references[c.id][0] for c in clips}, rare)
+    (tmp / "metrics.json").write_text(json.dumps(
+        {"clips": len(clips), "systems": scores, "pairwise": pairwise, "ranking": ranking, "judges": judges,
+         "rounds": per_round, "events_named": {"rare_classes": sorted(rare), "rare_share": RARE_SHARE,
+                                               "systems": named}}, indent=2))
+
+
+def baseline_health(out: Path) -> dict:
+    """The baseline's share of distinct greedy captions and its CIDEr-D on the source test clips, against
+    BASELINE_BAND: the summary says so when a seed's baseline falls outside it."""
+    captions = [c.text for c in read_captions(out / "baseline_eval" / "captions-source-test.jsonl")]
+    source = json.loads((out / "baseline_eval" / "metrics.json").read_text())["source"]
+    health = {"distinct_captions": len(set(captions)) / len(captions), "cider_d": source["metrics"]["cider_d"]}
+    return {**health, "band": BASELINE_BAND,
+            "within_band": all(health[name] >= floor for name, floor in BASELINE_BAND.items())}
+
+
+def write_preference_summary(store: Store, tmp: Path, counts: dict) -> None:
+    """summary.json of a preference stage: its counts and the agreement of every judgment in the store so far."""
+    quality = agreement_report(store.judgment_rows())
+    store.close()
+    summary = {**counts, "fleiss_kappa": quality["fleiss_kappa"],
+               "mean_cohen_kappa": float(np.mean([a["mean_cohen_kappa"] for a in quality["annotators"]]))}
+    (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
+
+
+def round_policy_name(out: Path, r: int) -> tuple[str, Path]:
+    """(system name, captioner folder) of the policy round r leaves: the baseline for r = 0."""
+    if r == 0:
+        return "baseline", out / "captioner-baseline"
+    return f"rlhf-round-{r}", round_dir(out, r) / "rl" / "captioner"
+
+
+def collect_round_preferences(out: Path, tmp: Path, r: int, pairs_config: PairsConfig, overlap: int,
+                              clips: list[Clip], seed: int, progress: bool) -> None:
+    """Round r's judgments: every earlier judgment (the previous store, copied whole), then pairs of the captions
+    of the policy round r − 1 left and of its predecessor on the same `prefs` clips — within one policy and across
+    the two — judged by the training panel through the store, as in round 1."""
+    copy_store(round_dir(out, r - 1) / "prefs" / "prefs.sqlite", tmp / "prefs.sqlite")
+    captioners = dict(round_policy_name(out, k) for k in (r - 1, r - 2))
+    store = Store(tmp / "prefs.sqlite", create=False)
+    pairs = build_pairs(store, {name: load_captioner(folder, device="cpu") for name, folder in captioners.items()},
+                        clips, pairs_config, progress=progress)
+    judged = simulate(store, "train", seed=seed, overlap=overlap, progress=progress)
+    write_preference_summary(store, tmp, {**pairs, **judged, "overlap": overlap, "round": r,
+                                          "systems": list(captioners)})
+
+
+def copy_store(source: Path, target: Path) -> None:
+    """A consistent copy of a SQLite judgment store (the backup API: the write-ahead log included)."""
+    with sqlite3.connect(source) as original, sqlite3.connect(target) as copy:
+        original.backup(copy)
+    original.close()
+    copy.close()
+
+
+def pair_key(pair: PreferencePair) -> tuple[str, str, str]:
+    return (pair.clip_id, *sorted((pair.caption_a, pair.caption_b)))
+
+
+def train_round_reward(out: Path, tmp: Path, r: int, config: RewardConfig, progress: bool) -> None:
+    """Round r's reward model, trained on every judgment so far (the clip-grouped split of round 1, since the
+    clips are the same), and how well it and round r − 1's model order the round's new pairs on held-out clips:
+    what the update taught about the policy's own captions."""
+    encoder = ClapEncoder.from_pretrained(out / "encoder", device="cpu")
+    store = Store(round_dir(out, r) / "prefs" / "prefs.sqlite", create=False)
+    metrics = train_from_store(store, encoder, tmp, config, cache_root=out / "cache", progress=progress)
+    previous = Store(round_dir(out, r - 1) / "prefs" / "prefs.sqlite", create=False)
+    seen = {pair_key(p) for p in pairs_from_rows(previous.judgment_rows())}
+    previous.close()
+    held_out = (set(json.loads((tmp / "split.json").read_text())["test_clips"])
+                & set(json.loads((round_dir(out, r - 1) / "reward" / "split.json").read_text())["test_clips"]))
+    new = [p for p in pairs_from_rows(store.judgment_rows()) if pair_key(p) not in seen and p.clip_id in held_out]
+    accuracy = {"before": None, "after": None}  # None: no new pair fell on a held-out clip
+    if new:
+        audio = audio_embeddings(store, encoder, [p.clip_id for p in new], out / "cache", progress=False)
+        features = pair_features(new, encoder, audio=audio, fluency=True)
+        for when, folder in (("before", round_dir(out, r - 1) / "reward"), ("after", tmp)):
+            model = RewardModel.load(folder, encoder=encoder)
+            probability = model.preference(features.for_model(model.config.fluency_features)).numpy()
+            accuracy[when] = preference_metrics(probability, new)["accuracy"]
+    store.close()
+    (tmp / "round.json").write_text(json.dumps(
+        {"round": r, "train_pairs": metrics["train_pairs"], "heldout_accuracy_all": metrics["heldout"]["accuracy"],
+         "new_heldout_pairs": len(new), "new_heldout_accuracy_before": accuracy["before"],
+         "new_heldout_accuracy_after": accuracy["after"]}, indent=2))
+
+
+def select_policy(out: Path, tmp: Path, rounds: int, reward_dir: Path, terms: RLConfig, progress: bool) -> None:
+    """RLHF's final checkpoint, chosen among the rounds' policies by the last round's reward (its guards included)
+    on the greedy captions of every target `val` clip — never by a panel or on test — as supervised fine-tuning's
+    is chosen by its validation loss."""
+    encoder = ClapEncoder.from_pretrained(out / "encoder", device="cpu")
+    target = read_clips(out / "data" / "target" / "clips.jsonl")
+    clips = [c for c in target if c.split == "val"]
+    cache = EmbeddingCache(out / "cache", encoder)
+    reward = CaptionReward(RewardModel.load(reward_dir, encoder=encoder), encoder, terms,
+                           clip_pool=cache.embed_clips([c for c in target if c.split == "rl"], progress=False))
+    audio = cache.embed_clips(clips, progress=False)
+    scores = {}
+    for r in range(1, rounds + 1):
+        name, folder = round_policy_name(out, r)
+        written, _ = caption_clips(load_captioner(folder, device="cpu"), clips, name,
+                                   decoding=Decoding(mode="greedy"), progress=progress)
+        texts = [c.text for c in written]
+        total, parts = reward(audio, texts, torch.zeros(len(texts), dtype=torch.bool))
+        scores[str(folder.parent.relative_to(out))] = {"round": r, "reward": float(total.mean()),
+                                                       "rm": float(parts["rm"].mean())}
+    selected = max(scores, key=lambda folder: scores[folder]["reward"])
+    (tmp / "selection.json").write_text(json.dumps({"selected": selected, "clips": len(clips), "scores": scores},
+                                                   indent=2))
+
+
+def rounds_summary(out: Path, rounds: int, evaluation: list[dict]) -> list[dict]:
+    """results.json's `rounds`: per round, the judgments it spent, the reward model's accuracy on the round's new
+    pairs of held-out clips before and after its update, RL's steps, the `val` reward that chose the final
+    policy, and — reported only — the evaluation panel's verdict on that round's policy against the baseline."""
+    selection = json.loads((out / "rlhf" / "selection.json").read_text())
+    first = json.loads((out / "reward" / "metrics.json").read_text())["heldout"]
+    summary = []
+    for r, verdict in zip(range(1, rounds + 1), evaluation, strict=True):
+        here = round_dir(out, r)
+        prefs = json.loads((here / "prefs" / "summary.json").read_text())
+        if r == 1:
+            update = {"new_heldout_pairs": first["labelled_pairs"], "new_heldout_accuracy_before": None,
+                      "new_heldout_accuracy_after": first["accuracy"]}
+        else:
+            update = json.loads((here / "reward" / "round.json").read_text())
+        rl = json.loads((here / "rl" / "rl_metrics.json").read_text())
+        chosen_by = selection["scores"][str((here / "rl").relative_to(out))]
+        summary.append({
+            "round": r, "pairs": prefs["pairs_added"], "contrast_pairs": prefs["contrast_pairs"],
+            "judgments": prefs["judgments"], "systems": prefs.get("systems", ["baseline"]),
+            **{key: update[key] for key in ("new_heldout_pairs", "new_heldout_accuracy_before",
+                                            "new_heldout_accuracy_after")},
+            "rl_steps": rl["steps"], "rl_kept_step": rl["kept_step"], "rl_collapse": rl["collapse"],
+            "val_reward": chosen_by["reward"], "selected": selection["selected"] == str((here / "rl").relative_to(out)),
+            "eval_vs_baseline": {key: verdict[key] for key in ("win_rate", "ci_low", "ci_high", "wins", "losses",
+                                                               "ties", "clips")}})
+    return summary
 
 
 def reward_summary(metrics: dict) -> dict:
@@ -606,12 +890,18 @@ def judges_summary(evaluation: dict, annotators: dict) -> dict:
             "exploit_rates": evaluation["exploit_rates"]}
 
 
-def rl_summary(metrics: dict) -> dict:
-    """The `rl` block of results.json: what ran, how fast, and the held-out reward along the way."""
-    return {"algorithm": metrics["config"]["algorithm"], "steps": metrics["steps"], "seconds": metrics["seconds"],
-            "captions_per_second": metrics["captions_per_second"], "time_share": metrics["time_share"],
-            "heldout": [{k: r[k] for k in ("step", "reward", "rm", "clap", "mean_words", "distinct_2")}
-                        for r in metrics["heldout"]], "config": metrics["config"]}
+def rl_summary(rounds: list[dict]) -> dict:
+    """The `rl` block of results.json: what ran over all rounds, how fast, and the held-out reward along the way
+    (steps counted over the rounds; each round's curve is scored by that round's reward model)."""
+    heldout, offset = [], 0
+    for r, metrics in enumerate(rounds, start=1):
+        heldout += [{"round": r, **{k: row[k] for k in ("reward", "rm", "clap", "mean_words", "distinct_2")},
+                     "step": row["step"] + offset} for row in metrics["heldout"]]
+        offset += metrics["steps"]
+    seconds = sum(m["seconds"] for m in rounds)
+    return {"algorithm": rounds[0]["config"]["algorithm"], "steps": offset, "seconds": seconds,
+            "captions_per_second": sum(m["captions_per_second"] * m["seconds"] for m in rounds) / seconds,
+            "time_share": rounds[-1]["time_share"], "heldout": heldout, "config": rounds[0]["config"]}
 
 
 def summary_table(results: dict) -> str:
@@ -635,6 +925,10 @@ def summary_table(results: dict) -> str:
                      f"SBERT {scores['sbert_sim']:.3f}; references preferred in "
                      f"{verdict['train']['reference_win_rate']:.1%} (train panel) / "
                      f"{verdict['eval']['reference_win_rate']:.1%} (eval panel) of non-tie clips")
+    health = baseline["health"]
+    lines.append(f"baseline health on source test: {health['distinct_captions']:.0%} distinct captions, CIDEr-D "
+                 f"{health['cider_d']:.3f}" + ("" if health["within_band"] else
+                                               f" -- OUTSIDE the band {health['band']}: the baseline collapsed"))
     agreement = baseline["annotator_agreement_on_baseline_samples"]
     lines.append(f"annotator agreement on {agreement['pairs']} pairs of baseline samples: "
                  f"train {agreement['train']:.3f}, eval {agreement['eval']:.3f}")
@@ -668,8 +962,18 @@ def summary_table(results: dict) -> str:
                      f"clip: {spreads}")
     rl = results["rl"]
     first, last = rl["heldout"][0], rl["heldout"][-1]
-    lines.append(f"RL ({rl['algorithm']}, {rl['steps']} steps, {rl['captions_per_second']:.0f} captions/s): held-out "
-                 f"reward-model score {first['rm']:.3f} -> {last['rm']:.3f}")
+    lines.append(f"RL ({rl['algorithm']}, {rl['steps']} steps over {len(results['rounds'])} round(s), "
+                 f"{rl['captions_per_second']:.0f} captions/s): held-out reward-model score {first['rm']:.3f} -> "
+                 f"{last['rm']:.3f}")
+    for r in results["rounds"]:
+        lines.append(f"  round {r['round']}: {r['pairs']} pairs ({r['contrast_pairs']} contrast) of "
+                     f"{', '.join(r['systems'])} captions; reward model on the round's new held-out pairs "
+                     f"{format_optional(r['new_heldout_accuracy_before'], '.3f')} -> "
+                     f"{format_optional(r['new_heldout_accuracy_after'], '.3f')} ({r['new_heldout_pairs']} pairs); "
+                     f"RL {r['rl_steps']} steps (kept step {r['rl_kept_step']}"
+                     f"{'; stopped: ' + '; '.join(r['rl_collapse']) if r['rl_collapse'] else ''}); val reward "
+                     f"{r['val_reward']:.3f}{' (chosen)' if r['selected'] else ''}; eval panel vs baseline "
+                     f"{format_win(r['eval_vs_baseline'])}")
     widths = {name: len(name) + 2 for name in SYSTEM_FIELDS}
     lines.append(f"{'system':<12}" + "".join(f"{name:>{widths[name]}}" for name in SYSTEM_FIELDS))
     for name, scores in results["systems"].items():
@@ -691,8 +995,126 @@ def summary_table(results: dict) -> str:
     lines.append(f"{'captions with':<12}" + "".join(f"{name:>18}" for name in flags))
     for name, rates in judges["exploit_rates"].items():
         lines.append(f"{name:<12}" + "".join(f"{rate:>18.1%}" for rate in rates.values()))
+    if results["decomposition"]:
+        lines.append("diagnostic systems (not the method), eval panel win rate vs baseline / supervised / rlhf:")
+        for name, row in results["decomposition"]["systems"].items():
+            lines.append(f"  {name:<14}" + " / ".join(format_win(row[f"vs_{other}"])
+                                                     for other in ("baseline", "supervised", "rlhf"))
+                         + f"; CIDEr-D {row['cider_d']:.3f}; sounds named rare "
+                         f"{format_optional(row['events_named']['rare'], '.1%')}")
+    named = results["events_named"]
+    lines.append(f"sounds named (rare: {', '.join(named['rare_classes'])} / common): " + ", ".join(
+        f"{name} {format_optional(s['rare'], '.1%')} / {format_optional(s['common'], '.1%')}"
+        for name, s in named["systems"].items()))
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in results["timings_s"].items())
     cached = (f"; {len(results['cached_stages'])} stages already built, this run {results['this_run_s']:.1f}s"
               if results.get("cached_stages") else "")
     lines.append(f"timings: {timings}{cached}; peak RSS {results['resources']['peak_rss_mb']:.0f} MB")
     return "\n".join(lines)
+
+
+class PanelReward(CaptionReward):
+    """rlhf-oracle's reward (a diagnostic): the training panel's own noise-free score of a caption for its clip —
+    each annotator's quality over their noise temperature, the scale of a Bradley–Terry logit, averaged — in place
+    of the reward model's, times `scale`, with every other term (CLAP, guards) as RL has them. What RL reaches with
+    it bounds what a better reward model could give; the rest of the gap to supervised is RL's and exploration's."""
+
+    def __init__(self, panel: Panel, clips: dict[str, Clip], encoder: ClapEncoder, terms: RLConfig,
+                 scale: float = 1.0) -> None:
+        self.panel, self.clips, self.scale = panel, clips, scale
+        self.model, self.encoder, self.terms, self.labelled_max = None, encoder, terms, None
+        self.other_clips = None  # the panel's score has no caption prior to remove
+
+    def panel_scores(self, captions: Sequence[str], clip_ids: Sequence[str]) -> torch.Tensor:
+        return torch.tensor([np.mean([a.listener.quality(caption, self.clips[clip_id], a.weights) / a.temperature
+                                      for a in self.panel.annotators])
+                             for caption, clip_id in zip(captions, clip_ids, strict=True)], dtype=torch.float32)
+
+    def preference_scores(self, audio: torch.Tensor, text: torch.Tensor, captions: Sequence[str],
+                          clip_ids: Sequence[str] | None, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if clip_ids is None:
+            raise PrefcapError("the panel's score needs the clip of every caption")
+        return self.scale * self.panel_scores(captions, clip_ids), torch.zeros(len(captions))
+
+
+def align_with_oracle(out: Path, tmp: Path, config: RLConfig, reward_dir: Path, eval_clips: int, seed: int,
+                      progress: bool) -> None:
+    """rlhf-oracle: RL from the baseline for all of RLHF's steps with PanelReward, scaled so that its spread over
+    the baseline's greedy captions of the `val` clips is the last reward model's there (the other terms then weigh
+    what they weigh in RLHF)."""
+    encoder = ClapEncoder.from_pretrained(out / "encoder", device="cpu")
+    target = out / "data" / "target" / "clips.jsonl"
+    clips = read_clips(target)
+    val = [c for c in clips if c.split == "val"]
+    written, _ = caption_clips(load_captioner(out / "captioner-baseline", device="cpu"), val, "baseline",
+                               decoding=Decoding(mode="greedy"), progress=False)
+    texts = [c.text for c in written]
+    cache = EmbeddingCache(out / "cache", encoder)
+    model = CaptionReward(RewardModel.load(reward_dir, encoder=encoder), encoder, config,
+                          clip_pool=cache.embed_clips([c for c in clips if c.split == "rl"], progress=False))
+    audio = cache.embed_clips(val, progress=False)
+    learned = model.preference_scores(audio, encoder.embed_text(texts), texts, None, 1)[0]
+    oracle = PanelReward(panels.build("train", seed), {c.id: c for c in clips}, encoder, config)
+    scale = float(learned.std() / oracle.panel_scores(texts, [c.clip_id for c in written]).std())
+    oracle.scale = scale
+    run_rl(out / "captioner-baseline", oracle, encoder, target, tmp / "rl", config, split="rl", eval_split="val",
+           eval_clips=eval_clips, cache_root=out / "cache", progress=progress, device="cpu")
+    (tmp / "oracle.json").write_text(json.dumps({"scale": scale, "scaled_on": len(texts)}, indent=2))
+
+
+def align_with_paper_head(out: Path, tmp: Path, config: RLConfig, paper: RewardConfig, store_file: Path,
+                          eval_clips: int, progress: bool) -> None:
+    """rlhf-paper: the paper's head (frozen CLAP embeddings, [audio; text] MLP) trained on every judgment of every
+    round, then RL from the baseline against it for all of RLHF's steps (one round: it never sees its own
+    policy's captions judged)."""
+    encoder = ClapEncoder.from_pretrained(out / "encoder", device="cpu")
+    store = Store(store_file, create=False)
+    train_from_store(store, encoder, tmp / "reward", paper, cache_root=out / "cache", progress=progress)
+    store.close()
+    run_rl(out / "captioner-baseline", tmp / "reward", encoder, out / "data" / "target" / "clips.jsonl", tmp / "rl",
+           config, split="rl", eval_split="val", eval_clips=eval_clips, cache_root=out / "cache", progress=progress,
+           device="cpu")
+
+
+def train_supervised_on(out: Path, tmp: Path, n: int, config: SFTConfig, seed: int, progress: bool) -> None:
+    """`supervised` on the references of n `rl` clips (drawn with the seed): one point of the learning curve."""
+    target = out / "data" / "target"
+    clips = read_clips(target / "clips.jsonl")
+    pool = [c for c in clips if c.split == "rl"]
+    chosen = [pool[k] for k in sorted(np.random.default_rng([seed, n]).choice(len(pool), n, replace=False))]
+    captions = read_captions(target / "captions.jsonl")
+    train_captioner(load_captioner(out / "captioner-baseline", device="cpu"), chosen, captions,
+                    [c for c in clips if c.split == "val"], captions, tmp / "captioner", config, progress)
+
+
+def diagnostic_systems(curve: Sequence[int]) -> dict[str, str]:
+    """{diagnostic system: its captioner's folder under decomposition/<system>/}."""
+    return {"rlhf-oracle": "rl/captioner", "rlhf-paper": "rl/captioner",
+            **{f"supervised-{n}": "captioner" for n in curve}}
+
+
+def evaluate_diagnostics(out: Path, tmp: Path, curve: Sequence[int], seed: int, progress: bool) -> None:
+    """The diagnostic systems on the test clips, by the evaluation panel: each against the baseline, against
+    `supervised` and against RLHF, with their CIDEr-D and the sounds they name — and the supervised learning curve,
+    so that RLHF's judgments can be set against a number of reference-captioned clips."""
+    clips = [c for c in read_clips(out / "data" / "target" / "clips.jsonl") if c.split == "test"]
+    judge = panels.build("eval", seed).majority
+    named = json.loads((out / "eval" / "metrics.json").read_text())["events_named"]
+    references: dict[str, list[str]] = {}
+    for caption in read_captions(out / "data" / "target" / "captions.jsonl"):
+        references.setdefault(caption.clip_id, []).append(caption.text)
+    shown = {name: {c.clip_id: c.text for c in read_captions(out / "eval" / f"captions-{name}.jsonl")}
+             for name in ("baseline", "rlhf", "supervised")}
+    systems = {}
+    for name, folder in diagnostic_systems(curve).items():
+        written, _ = caption_clips(load_captioner(out / "decomposition" / name / folder, device="cpu"), clips, name,
+                                   decoding=Decoding(mode="greedy"), progress=progress)
+        write_jsonl(tmp / f"captions-{name}.jsonl", written)
+        texts = {c.clip_id: c.text for c in written}
+        verdicts = {f"vs_{other}": summarise(clip_outcomes(clips, texts, shown[other], judge, seed), a=name, b=other,
+                                             judge_name="eval") for other in shown}
+        metrics = compute_metrics(texts, {c.id: references[c.id] for c in clips}, spice=False)
+        systems[name] = {**verdicts, "cider_d": metrics["cider_d"], "mean_words": metrics["mean_words"],
+                         "events_named": events_named(clips, texts, set(named["rare_classes"]))}
+    points = [{"clips": n, **systems[f"supervised-{n}"]} for n in curve]
+    (tmp / "metrics.json").write_text(json.dumps({"systems": systems, "supervised_curve": points}, indent=2))

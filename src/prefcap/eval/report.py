@@ -81,6 +81,12 @@ def _table(header: list[str], rows: list[list[object]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def format_win(row: dict) -> str:
+    """"61.2 % [55.0 %, 67.1 %]" from a pairwise record (n/a without a decided clip)."""
+    rate = "n/a" if row["win_rate"] is None else f"{row['win_rate']:.1%}"
+    return f"{rate} [{row['ci_low']:.1%}, {row['ci_high']:.1%}]"
+
+
 def write_report(run: str | Path, out: str | Path | None = None) -> Path:
     """Write the report of a finished demo run (its `results.json` and stage folders); returns its path."""
     run = Path(run)
@@ -89,6 +95,7 @@ def write_report(run: str | Path, out: str | Path | None = None) -> Path:
     try:
         results = json.loads((run / "results.json").read_text())
         systems, pairwise, rm = results["systems"], results["pairwise"], results["rm"]
+        rounds, named = results["rounds"], results["events_named"]
     except (ValueError, KeyError, TypeError) as error:
         raise PrefcapError(f"{run / 'results.json'}: not a demo's results (schema in DESIGN.md): {error!r}") from None
     out = Path(out) if out else run / "report.html"
@@ -117,6 +124,26 @@ def write_report(run: str | Path, out: str | Path | None = None) -> Path:
     adversarial_kinds = sorted({k for kinds in rm["adversarial"].values() for k in kinds})
     adversarial_rows = [[name, *(format_optional(kinds.get(k), ".2f") for k in adversarial_kinds)]
                         for name, kinds in rm["adversarial"].items()]
+    round_rows = [[r["round"], f"{r['pairs']} ({r['contrast_pairs']})", ", ".join(r["systems"]), r["judgments"],
+                   r["new_heldout_pairs"], f"{format_optional(r['new_heldout_accuracy_before'], '.3f')} → "
+                   f"{format_optional(r['new_heldout_accuracy_after'], '.3f')}",
+                   f"{r['rl_steps']} ({r['rl_kept_step']})",
+                   "; ".join(r["rl_collapse"]) or "none", f"{r['val_reward']:.3f}", "yes" if r["selected"] else "",
+                   format_win(r["eval_vs_baseline"])] for r in rounds]
+    named_rows = [[name, format_optional(shares["rare"], ".1%"), format_optional(shares["common"], ".1%")]
+                  for name, shares in named["systems"].items()]
+    diagnostic_rows = [[name, *(format_win(row[f"vs_{other}"]) for other in ("baseline", "supervised", "rlhf")),
+                        format_optional(row["cider_d"], ".3f"), format_optional(row["events_named"]["rare"], ".1%"),
+                        format_optional(row["events_named"]["common"], ".1%")]
+                       for name, row in (results["decomposition"] or {"systems": {}})["systems"].items()]
+    diagnostics = "" if not diagnostic_rows else f"""<h2>Decomposition of the gap to supervised (diagnostics)</h2>
+<p>Diagnostic systems, not the method: RL with the training panel's own noise-free score as the reward
+(<code>rlhf-oracle</code>: what a perfect reward model would give), RL against the paper's frozen-embedding head
+trained on the same judgments (<code>rlhf-paper</code>), and supervised fine-tuning on the references of N
+<code>rl</code> clips (<code>supervised-N</code>). Evaluation panel win rates, one outcome per test clip.</p>
+{_table(["system", "vs baseline", "vs supervised", "vs rlhf", "CIDEr-D", "rare sounds named",
+         "common sounds named"], diagnostic_rows)}"""
+    rl_plots = [run / "rl" / "curves.png", *sorted(run.glob("round-*/rl/curves.png"))]
     variant_plots = sorted((run / "reward").glob("reliability-*.png"))
     curve_image = (f'<img alt="learning curve" src="data:image/png;base64,{learning_curve_plot(rm["learning_curve"])}">'
                    if rm["learning_curve"] else "")
@@ -170,6 +197,19 @@ side):</p>
 {_table(["clip", "a", "b", "training panel", "evaluation judge"], disagreement_rows)}
 <p>Share of each system's captions, as the evaluation judge reads them:</p>
 {_table(["system", *exploit_head], exploit_rows)}
+<p>Share of each clip's sounds the captions name (evaluation judge's reading, pooled over the test clips), for the
+classes that fewer than {named['rare_share']:.0%} of the baseline's training clips hold
+({html.escape(', '.join(named['rare_classes']))}) and for the others: what exploration must reach.</p>
+{_table(["system", "rare classes", "common classes"], named_rows)}
+<h2>Preference rounds</h2>
+<p>Each round after the first judges the current policy's captions (and its predecessor's), retrains the reward model
+on every judgment so far and continues RL; the budget is shared over the rounds. Accuracy on the round's new pairs of
+held-out clips before and after the update; RL steps (the step kept); the final reward model's score of each round's
+policy on the <code>val</code> clips (which chose RLHF's checkpoint); and, only reported, the evaluation panel's win
+rate of that policy against the baseline.</p>
+{_table(["round", "pairs (contrast)", "captions of", "judgments", "new held-out pairs", "accuracy before → after",
+         "RL steps (kept)", "collapse", "val reward", "chosen", "eval: vs baseline"], round_rows)}
+{diagnostics}
 <h2>Reward model</h2>
 <p>The reward model RL uses: held-out accuracy {rm['heldout_accuracy']:.3f} on {rm['heldout_pairs']} pairs of
 unseen clips; the noise-free training panel reaches {format_optional(rm['judge_ceiling'], '.3f')} on the same labels
@@ -190,7 +230,8 @@ model scores the careful caption higher.</p>
 <p>{html.escape(results['rl']['algorithm'])}, {results['rl']['steps']} steps,
 {results['rl']['captions_per_second']:.0f} captions/s; held-out reward-model score
 {results['rl']['heldout'][0]['rm']:.3f} → {results['rl']['heldout'][-1]['rm']:.3f}.</p>
-<img alt="RL curves" src="data:image/png;base64,{_embed(run / 'rl' / 'curves.png')}">
+{''.join(f'<img alt="RL curves, round {k}" src="data:image/png;base64,{_embed(p)}">'
+         for k, p in enumerate(rl_plots, start=1))}
 <h2>Examples (first {EXAMPLES} test clips)</h2>
 <table><thead><tr><th>clip</th><th>a reference</th>{example_head}</tr></thead>
 <tbody>{''.join(example_rows)}</tbody></table>
