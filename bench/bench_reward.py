@@ -38,8 +38,12 @@ def main() -> None:
         raise SystemExit(f"{args.run} holds no finished demo: run `make demo` first")
     torch.set_num_threads(2)
     encoder = ClapEncoder.from_pretrained(args.run / "encoder", device="cpu")
-    reward = CaptionReward(RewardModel.load(args.run / "reward", encoder=encoder), encoder, RL["demo"])
-    clips = {c.id: c for c in read_clips(args.run / "data" / "target" / "clips.jsonl") if c.split == "test"}
+    target = read_clips(args.run / "data" / "target" / "clips.jsonl")
+    # the RL clips: the clip-relative term's other clips come from them, as in RL
+    pool = EmbeddingCache(args.run / "cache", encoder).embed_clips([c for c in target if c.split == "rl"],
+                                                                  progress=False)
+    reward = CaptionReward(RewardModel.load(args.run / "reward", encoder=encoder), encoder, RL["demo"], clip_pool=pool)
+    clips = {c.id: c for c in target if c.split == "test"}
     captions = [c for name in SYSTEMS for c in read_captions(args.run / "eval" / f"captions-{name}.jsonl")]
     owners = [clips[c.clip_id] for c in captions]
     texts = [c.text for c in captions]
@@ -74,7 +78,7 @@ def main() -> None:
         cache = EmbeddingCache(Path(tmp), encoder)
         cache.embed_clips(unique, progress=False)
         for name, folder in heads.items():
-            scorer = CaptionReward(RewardModel.load(folder, encoder=encoder), encoder, RL["demo"])
+            scorer = CaptionReward(RewardModel.load(folder, encoder=encoder), encoder, RL["demo"], clip_pool=pool)
             seconds = statistics.median(one_pass(cache, scorer)[1] for _ in range(args.repeats))
             per_head[name] = len(texts) / seconds
     figures["captions_scored_per_second_by_head"] = per_head

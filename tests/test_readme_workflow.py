@@ -20,6 +20,7 @@ import soundfile as sf
 
 from prefcap.cli import main
 from prefcap.prefs.loadtest import annotate_over_http, free_port, running_server
+from prefcap.prefs.store import Store
 from tiny_models import save_tiny_clap, save_tiny_whisper
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,8 +112,13 @@ def test_every_readme_workflow_command_runs_on_tiny_models(tmp_path, capsys, one
         ran.append(argv[1] if argv[0] == "prefcap" else "accelerate launch")
 
     assert len(ran) == len(commands)
+    # round 2 judged the RL policy's captions beside the baseline's, in the same store
+    rows = Store(str(tmp_path / "runs" / "clotho" / "prefs.sqlite")).pair_rows()
+    systems = {row[side] for row in rows for side in ("system_a", "system_b")}
+    assert {"baseline", "rlhf-round-1"} <= systems
     runs = tmp_path / "runs" / "clotho"
-    for folder in ("captioner-baseline", "reward", "rl/captioner", "rl-multi/captioner", "captioner-dpo"):
+    for folder in ("captioner-baseline", "reward", "rl/captioner", "rl-multi/captioner", "captioner-dpo", "reward-2",
+                   "rl-2/captioner"):
         assert (runs / folder).is_dir(), folder
     # the second `eval` saw every queued pair judged: statistics for each comparison, nothing pending
     result = json.loads((runs / "eval" / "eval.json").read_text())
