@@ -317,7 +317,7 @@ def test_run_rl_never_reads_captions(corpus, captioner_dir, tmp_path, monkeypatc
     for wav in corpus.glob("audio/*"):
         (tmp_path / "data" / "audio").mkdir(exist_ok=True)
         os.symlink(wav, tmp_path / "data" / "audio" / wav.name)
-    monkeypatch.setattr(recipes, "CaptionReward", lambda model, encoder, config: LengthReward())
+    monkeypatch.setattr(recipes, "CaptionReward", lambda model, encoder, config, clip_pool=None: LengthReward())
     monkeypatch.setattr(recipes.RewardModel, "load", lambda *a, **k: None)
 
     class Encoder:
