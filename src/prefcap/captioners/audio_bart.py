@@ -174,6 +174,7 @@ class AudioBartCaptioner(Captioner):
         self.model = model
         self.tokenizer = tokenizer
         self.sample_rate = int(model.config.sample_rate)
+        self.max_seconds = model.config.max_seconds
         bart = model.config.bart
         self.start_token_id = int(bart["decoder_start_token_id"])
         self.eos_token_id = int(bart["eos_token_id"])

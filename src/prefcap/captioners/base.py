@@ -188,6 +188,7 @@ class Captioner(ABC):
     sample_rate: int
     name: str
     model: torch.nn.Module
+    max_seconds: float | None = None  # the longest clip it takes (None: no limit); longer clips are refused by name
 
     @abstractmethod
     def generate(self, waveforms: Sequence[np.ndarray], sr: int, n: int = 1,

@@ -79,6 +79,10 @@ class SpeechSeq2SeqCaptioner(Captioner):
         self.tokenizer = tokenizer
         self.prompt = prompt
         self.sample_rate = int(feature_extractor.sampling_rate)
+        # Whisper's extractor pads or cuts every clip to n_samples (30 s): a longer clip would be captioned from
+        # its first 30 s only, so it is refused by name instead
+        samples = getattr(feature_extractor, "n_samples", None)
+        self.max_seconds = samples / self.sample_rate if samples else None
         gen = model.generation_config
         self.start_ids = list(start_ids) if start_ids is not None else default_start_ids(model.config, gen)
         self.prompt_ids = tokenizer(prompt, add_special_tokens=False).input_ids if prompt else []

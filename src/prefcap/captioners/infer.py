@@ -8,7 +8,7 @@ import numpy as np
 from tqdm import tqdm
 
 from prefcap.captioners.base import Captioner, Decoding
-from prefcap.data.audio import load_audio
+from prefcap.data.audio import LONGEST_AUDIO, load_audio
 from prefcap.data.records import Caption, Clip
 from prefcap.errors import AudioError
 
@@ -19,6 +19,7 @@ def caption_clips(captioner: Captioner, clips: Sequence[Clip], system: str, n: i
     """(n captions per usable clip, in clip order; rejected clips as {path, reason, message})."""
     captions: list[Caption] = []
     rejected: list[dict[str, str]] = []
+    limit = min(captioner.max_seconds or LONGEST_AUDIO, LONGEST_AUDIO)  # a longer clip: rejected as too_long
     with tqdm(total=len(clips), desc=f"caption ({system})", unit="clip", disable=not progress) as bar:
         for start in range(0, len(clips), batch_size):
             usable: list[Clip] = []
@@ -27,7 +28,7 @@ def caption_clips(captioner: Captioner, clips: Sequence[Clip], system: str, n: i
                 try:
                     if not clip.audio_path:
                         raise AudioError(clip.id, "the clip has no audio file")
-                    audio.append(load_audio(clip.audio_path, captioner.sample_rate))
+                    audio.append(load_audio(clip.audio_path, captioner.sample_rate, max_seconds=limit))
                     usable.append(clip)
                 except AudioError as error:
                     rejected.append({"path": error.path, "reason": error.reason, "message": str(error)})

@@ -42,6 +42,8 @@ _SHORT_DATA_CHUNK = re.compile(r"^\s*data\s*:\s*(\d+) \(should be (\d+)\)", re.M
 # The size that writers which cannot seek back (pipes) leave in the header: not a truncation.
 _STREAMED_DATA_SIZE = 0xFFFFFFFF
 
+LONGEST_AUDIO = 600.0  # seconds: the default limit of every loader (a longer file is refused as too_long)
+
 
 class AudioInfo(NamedTuple):
     """A file that passed every check, with its decoded duration in seconds and its sample rate."""
@@ -55,7 +57,7 @@ def load_audio(
     path: str | os.PathLike,
     target_sr: int | None = None,
     *,
-    max_seconds: float = 600.0,
+    max_seconds: float = LONGEST_AUDIO,
     max_channels: int = 8,
 ) -> np.ndarray:
     """Decode a file to float32 mono (channel mean), resampled to `target_sr` when given and different.
@@ -75,7 +77,7 @@ def load_audio(
     return mono
 
 
-def audio_info(path: str | os.PathLike, *, max_seconds: float = 600.0, max_channels: int = 8) -> AudioInfo:
+def audio_info(path: str | os.PathLike, *, max_seconds: float = LONGEST_AUDIO, max_channels: int = 8) -> AudioInfo:
     """Validate a file as `load_audio` would, streaming it in blocks so that memory stays flat."""
     path = Path(path)
     with _open_checked(path, max_seconds, max_channels) as audio:
@@ -183,7 +185,7 @@ def write_wav(path: str | os.PathLike, x: np.ndarray, sr: int) -> None:
 def validate_many(
     paths: Iterable[str | os.PathLike],
     *,
-    max_seconds: float = 600.0,
+    max_seconds: float = LONGEST_AUDIO,
     max_channels: int = 8,
     desc: str = "checking audio",
 ) -> tuple[list[AudioInfo], list[dict[str, str]]]:

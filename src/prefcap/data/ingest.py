@@ -18,7 +18,8 @@ from prefcap.data.records import Caption, Clip, write_clips, write_jsonl
 from prefcap.errors import DatasetLayoutError, PrefcapError
 
 KINDS = ("auto", "clotho", "audiocaps", "folder")
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+# what libsndfile reads: WAV, FLAC, Ogg (Vorbis or Opus; ".oga" is Xiph's name for Ogg audio), MP3, AIFF
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif")
 
 CLOTHO_DIR = "CLOTHO_v2.1"
 CLOTHO_COLUMNS = ("file_name", "caption_1", "caption_2", "caption_3", "caption_4", "caption_5")
@@ -237,7 +238,20 @@ def _audiocaps(source: Path) -> tuple[list[_Listed], list[dict[str, str]]]:
 
 
 def _audio_files(folder: Path) -> Iterator[Path]:
-    return (path for path in folder.rglob("*") if path.suffix.lower() in AUDIO_SUFFIXES and path.is_file())
+    """Audio files below `folder`, symlinked folders followed (a dataset is often linked in), each real folder
+    once (a link back up the tree would otherwise loop)."""
+    seen: set[str] = set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs.clear()
+            continue
+        seen.add(real)
+        dirs.sort()
+        for name in sorted(files):
+            path = Path(root, name)
+            if path.suffix.lower() in AUDIO_SUFFIXES and path.is_file():
+                yield path
 
 
 def _folder(source: Path) -> tuple[list[_Listed], list[dict[str, str]]]:
