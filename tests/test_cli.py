@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from prefcap.cli import exposure_warning, main
 from prefcap.data.synth.adversarial import EXTRA_KINDS, REQUIRED_KINDS
@@ -103,6 +104,7 @@ def test_mistakes_a_user_can_make_end_in_one_line_and_leave_their_files_alone(tm
         (["prefs", "import", "--db", str(kept), str(label_studio), "--format", "label-studio"], "must select"),
         (["prefs", "export", "--db", str(kept), str(data), "--format", "jsonl"], f"Is a directory: {data}"),
         (["report", str(not_a_run)], "not a demo's results"),
+        (["demo", "--size", "tiny", "--device", "cuda", "--out", str(tmp_path / "gpu")], "no CUDA device"),
         (["caption", str(data / "clips.jsonl"), "--captioner", str(a_file), "--out", str(tmp_path / "c.jsonl"),
           "--n", "0"], "--n"),
         (["caption", str(data / "clips.jsonl"), "--captioner", str(a_file), "--out", str(tmp_path / "c.jsonl"),
@@ -317,6 +319,27 @@ def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
     assert spread["values"] == cider and spread["mean"] == pytest.approx(np.mean(cider))
     assert spread["sd"] == pytest.approx(np.std(cider, ddof=1))
     assert len(summary["pairwise"]) == len(results["pairwise"]) and "mean ± sd over seeds 1, 2" in seeds.stdout
+
+
+def test_the_tiny_demo_gives_the_same_results_with_device_auto_and_cpu(tmp_path):
+    """On a machine without a GPU `--device auto` is the CPU: the same figures, only provenance and times differ."""
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible: auto would use it")
+    results = {}
+    for device in ("auto", "cpu"):
+        done = run_cli("demo", "--size", "tiny", "--device", device, "--out", tmp_path / device, "--seed", "2")
+        assert done.returncode == 0, done.stderr
+        results[device] = json.loads((tmp_path / device / "results.json").read_text())
+    assert results["auto"]["provenance"]["config"]["device"] == "auto"
+    varying = {"provenance", "timings_s", "this_run_s", "resources", "cached_stages",  # the run's record
+               "seconds", "captions_per_second", "time_share"}  # how fast a stage went
+
+    def figures(value):
+        if isinstance(value, dict):
+            return {k: figures(v) for k, v in value.items() if k not in varying}
+        return [figures(v) for v in value] if isinstance(value, list) else value
+
+    assert figures(results["auto"]) == figures(results["cpu"])
 
 
 def test_score_command_reports_metrics(tmp_path):

@@ -453,7 +453,7 @@ def _demo(args: argparse.Namespace) -> None:
     from prefcap.demo import DemoConfig, run_demo, run_seeds, seeds_table, summary_table
 
     config = DemoConfig(seed=args.seed, size=args.size, diagnostics=args.diagnostics,
-                        decomposition=args.decomposition)
+                        decomposition=args.decomposition, device=args.device)
     config = apply_overrides(config if args.rounds is None else dataclasses.replace(config, rounds=args.rounds),
                              args.overrides)
     if args.until and args.seeds != 1:
@@ -695,6 +695,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seeds", type=int, default=1,
                       help="run N seeds (--seed, --seed + 1, ...) in OUT/seed-S and report mean ± sd in OUT/seeds.json")
     demo.add_argument("--size", choices=("tiny", "demo"), default="demo")
+    demo.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                      help="where every stage runs: auto takes a GPU when torch sees one; cuda without one is an "
+                           "error. The device is not part of any stage's key: stages built elsewhere are kept")
     demo.add_argument("--until", metavar="STAGE",
                       help="stop after this stage (e.g. reward, to choose RL settings on val before scoring test)")
     demo.add_argument("--rounds", type=int, help="preference rounds (default 2): the judgment budget is split over "

@@ -40,6 +40,7 @@ from prefcap.data.synth.independence import (
 )
 from prefcap.data.synth.judge import scene_of
 from prefcap.data.synth.panel import Panel
+from prefcap.devices import DEVICES, resolve_device
 from prefcap.encoders.cache import EmbeddingCache
 from prefcap.encoders.clap import ClapEncoder
 from prefcap.encoders.evaluate import text_to_audio_recall, zero_shot_event_map
@@ -199,6 +200,7 @@ class DemoConfig:
     size: str = "demo"
     sample_rate: int = 16_000
     rounds: int = ROUNDS  # preference rounds: the judgment budget and RL's steps are split over them
+    device: str = "auto"  # "auto" (a GPU when torch sees one), "cpu" or "cuda": every stage runs there
     diagnostics: bool = False  # also the reward-model variants, learning curve and ensemble uncertainty (slower)
     decomposition: bool = False  # also rlhf-oracle, rlhf-paper and the supervised learning curve (slower)
 
@@ -207,6 +209,8 @@ class DemoConfig:
             raise PrefcapError(f"unknown size {self.size!r}; expected one of {sorted(SIZES)}")
         if self.rounds < 1:
             raise PrefcapError(f"rounds must be at least 1, got {self.rounds}")
+        if self.device not in DEVICES:
+            raise PrefcapError(f"unknown device {self.device!r}; expected one of {', '.join(DEVICES)}")
         if min(round_steps(RL[self.size].max_steps, self.rounds)) < 1:
             raise PrefcapError(f"{self.rounds} rounds leave some round without an RL step "
                                f"({RL[self.size].max_steps} steps in all)")
@@ -224,6 +228,7 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True, until: 
     if until is not None and until not in stage_names(config):
         raise PrefcapError(f"unknown stage {until!r}; expected one of {', '.join(stage_names(config))}")
     sizes = SIZES[config.size]
+    device = resolve_device(config.device)  # not part of any stage's key: the results must not depend on it
     out = Path(out)
     timings: dict[str, float] = {}  # each stage's build time, whether built now or by an earlier run
     cached: list[str] = []  # the stages this run found finished and skipped
@@ -252,13 +257,14 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True, until: 
 
         def train_offline_clap(tmp: Path) -> None:
             clips = [c for c in read_clips(general / "clips.jsonl") if c.split == "train"]
-            train_encoder(clips, read_captions(general / "captions.jsonl"), tmp, encoder_config, progress)
+            train_encoder(clips, read_captions(general / "captions.jsonl"), tmp, encoder_config, progress,
+                          device=device)
 
         stage("encoder_train", out / "encoder", asdict(encoder_config), train_offline_clap,
               inputs=[general / "clips.jsonl", general / "captions.jsonl"])
 
         def evaluate_encoder(tmp: Path) -> None:
-            encoder = ClapEncoder.from_pretrained(out / "encoder", device="cpu")
+            encoder = ClapEncoder.from_pretrained(out / "encoder", device=device)
             test = [c for c in read_clips(target_clips) if c.split == "test"]
             references = {c.clip_id: c.text for c in reversed(read_captions(target_clips.with_name("captions.jsonl")))}
             audio = EmbeddingCache(out / "cache", encoder).embed_clips(test, progress=progress)
@@ -287,20 +293,20 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True, until: 
             captioner = new_captioner((c.text for c in captions if c.clip_id in train_ids), seed=config.seed,
                                       **captioner_size)
             train_captioner(captioner, train, captions, [c for c in clips if c.split == "val"], captions, tmp,
-                            sft_config, progress)
+                            sft_config, progress, device=device)
 
         stage("baseline_train", out / "captioner-baseline",
               {"size": captioner_size, "sft": asdict(sft_config), "seed": config.seed},
               train_baseline, inputs=[source / "clips.jsonl", source / "captions.jsonl"])
         stage("baseline_eval", out / "baseline_eval", {"seed": config.seed, "listeners": panels.LISTENERS_VERSION},
-              lambda tmp: evaluate_baseline(out, tmp, config.seed, progress),
+              lambda tmp: evaluate_baseline(out, tmp, config.seed, progress, device),
               inputs=[out / "captioner-baseline", source / "clips.jsonl", target_clips])
         pairs_config, overlap = PREFERENCES[config.size]
         budgets = round_budgets(replace(pairs_config, seed=config.seed), config.rounds)
         prefs_clips = [c for c in read_clips(target_clips) if c.split == "prefs"]
 
         def collect_preferences(tmp: Path) -> None:
-            captioner = load_captioner(out / "captioner-baseline", device="cpu")
+            captioner = load_captioner(out / "captioner-baseline", device=device)
             store = Store(tmp / "prefs.sqlite")
             pairs = build_pairs(store, {"baseline": captioner}, prefs_clips, budgets[0], progress=progress)
             judged = simulate(store, "train", seed=config.seed, overlap=overlap, progress=progress)
@@ -319,19 +325,19 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True, until: 
               {"reward": asdict(reward_config), "variants": {name: asdict(v) for name, v in variants.items()},
                "diagnostics": config.diagnostics, "adversarial": SUITE_VERSION,
                "uncertainty": {"ensemble": UNCERTAINTY_ENSEMBLE, "captions": UNCERTAINTY_CAPTIONS}},
-              lambda tmp: train_demo_reward(out, tmp, reward_config, variants, config.diagnostics, progress),
+              lambda tmp: train_demo_reward(out, tmp, reward_config, variants, config.diagnostics, progress, device),
               inputs=[out / "encoder", out / "prefs" / "prefs.sqlite", target_clips, source / "clips.jsonl",
                       *(out / "data" / domain / "captions.jsonl" for domain in ("target", "source"))])
         rl_config = replace(RL[config.size], seed=config.seed)
         rl_steps = round_steps(rl_config.max_steps, config.rounds)
 
         def align_with_rl(tmp: Path, r: int) -> None:
-            encoder = ClapEncoder.from_pretrained(out / "encoder", device="cpu")
+            encoder = ClapEncoder.from_pretrained(out / "encoder", device=device)
             start = out / "captioner-baseline" if r == 1 else round_dir(out, r - 1) / "rl" / "captioner"
             run_rl(start, round_dir(out, r) / "reward", encoder, target_clips, tmp,
                    replace(rl_config, max_steps=rl_steps[r - 1]), split="rl", eval_split="val",
                    eval_clips=RL_EVAL_CLIPS[config.size], cache_root=out / "cache",
-                   reference=out / "captioner-baseline", progress=progress, device="cpu")
+                   reference=out / "captioner-baseline", progress=progress, device=device)
 
         def rl_stage(r: int) -> None:
             previous = [] if r == 1 else [round_dir(out, r - 1) / "rl"]
@@ -348,17 +354,17 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True, until: 
                   {"pairs": asdict(budgets[r - 1]), "overlap": overlap, "round": r, "panel": "train",
                    "listeners": panels.LISTENERS_VERSION, "perturbations": PERTURBATIONS_VERSION},
                   lambda tmp, r=r: collect_round_preferences(out, tmp, r, budgets[r - 1], overlap, prefs_clips,
-                                                             config.seed, progress),
+                                                             config.seed, progress, device),
                   inputs=[out / "captioner-baseline", before / "prefs" / "prefs.sqlite", before / "rl", target_clips])
             stage(round_stage("reward", r), here / "reward", {"reward": asdict(reward_config), "round": r},
-                  lambda tmp, r=r: train_round_reward(out, tmp, r, reward_config, progress),
+                  lambda tmp, r=r: train_round_reward(out, tmp, r, reward_config, progress, device),
                   inputs=[out / "encoder", here / "prefs" / "prefs.sqlite", before / "prefs" / "prefs.sqlite",
                           before / "reward", target_clips])
             rl_stage(r)
         final_reward = round_dir(out, config.rounds) / "reward"
         policies = [round_dir(out, r) / "rl" for r in range(1, config.rounds + 1)]
         stage("select", out / "rlhf", {"rl": asdict(rl_config), "rounds": config.rounds, "clips": "val"},
-              lambda tmp: select_policy(out, tmp, config.rounds, final_reward, rl_config, progress),
+              lambda tmp: select_policy(out, tmp, config.rounds, final_reward, rl_config, progress, device),
               inputs=[final_reward, target_clips, *policies])
         selected = json.loads((out / "rlhf" / "selection.json").read_text())["selected"]
         rl_steps_taken = sum(json.loads((folder / "rl_metrics.json").read_text())["steps"] for folder in policies)
@@ -369,9 +375,9 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True, until: 
 
         def train_supervised(tmp: Path) -> None:
             clips, captions = read_clips(target_clips), read_captions(target_clips.with_name("captions.jsonl"))
-            train_captioner(load_captioner(out / "captioner-baseline", device="cpu"),
+            train_captioner(load_captioner(out / "captioner-baseline", device=device),
                             [c for c in clips if c.split == "rl"], captions, [c for c in clips if c.split == "val"],
-                            captions, tmp / "captioner", supervised_config, progress)
+                            captions, tmp / "captioner", supervised_config, progress, device=device)
 
         stage("supervised", out / "supervised", {"sft": asdict(supervised_config)}, train_supervised,
               inputs=[out / "captioner-baseline", target_clips, target_clips.with_name("captions.jsonl")])
@@ -380,7 +386,7 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True, until: 
 
         def align_with_dpo(tmp: Path) -> None:  # on every judgment of every round: the same budget as RLHF
             store = Store(final_store, create=False)
-            run_dpo(out / "captioner-baseline", store, tmp / "captioner", dpo_config, progress=progress, device="cpu")
+            run_dpo(out / "captioner-baseline", store, tmp / "captioner", dpo_config, progress=progress, device=device)
             store.close()
 
         stage("dpo", out / "dpo", {"dpo": asdict(dpo_config)}, align_with_dpo,
@@ -391,7 +397,7 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True, until: 
         stage("eval", out / "eval",
               {"systems": systems, "rounds": rounds, "comparisons": COMPARISONS, "seed": config.seed,
                "ranking": "eval panel", "listeners": panels.LISTENERS_VERSION, "rare_share": RARE_SHARE},
-              lambda tmp: evaluate_demo_systems(out, tmp, systems, rounds, final_reward, config.seed, progress),
+              lambda tmp: evaluate_demo_systems(out, tmp, systems, rounds, final_reward, config.seed, progress, device),
               inputs=[out / "encoder", final_reward, target_clips, *(out / folder for folder in systems.values()),
                       *(out / folder for folder in rounds.values())])
         if config.decomposition:  # the gap to supervised taken apart: diagnostic systems, not the method
@@ -400,22 +406,23 @@ def run_demo(out: str | Path, config: DemoConfig, progress: bool = True, until: 
             stage("rlhf_oracle", diagnostics / "rlhf-oracle", {"rl": asdict(whole), "panel": "train",
                                                                "listeners": panels.LISTENERS_VERSION},
                   lambda tmp: align_with_oracle(out, tmp, whole, final_reward, RL_EVAL_CLIPS[config.size],
-                                                config.seed, progress),
+                                                config.seed, progress, device),
                   inputs=[out / "captioner-baseline", final_reward, target_clips])
             paper = replace(PAPER_REWARD[config.size], seed=config.seed)
             stage("rlhf_paper", diagnostics / "rlhf-paper", {"rl": asdict(whole), "reward": asdict(paper)},
                   lambda tmp: align_with_paper_head(out, tmp, whole, paper, final_store, RL_EVAL_CLIPS[config.size],
-                                                    progress),
+                                                    progress, device),
                   inputs=[out / "captioner-baseline", final_store, target_clips])
             for n in SUPERVISED_CURVE[config.size]:
                 stage(f"supervised_{n}", diagnostics / f"supervised-{n}",
                       {"sft": asdict(supervised_config), "clips": n},
-                      lambda tmp, n=n: train_supervised_on(out, tmp, n, supervised_config, config.seed, progress),
+                      lambda tmp, n=n: train_supervised_on(out, tmp, n, supervised_config, config.seed, progress,
+                                                           device),
                       inputs=[out / "captioner-baseline", target_clips, target_clips.with_name("captions.jsonl")])
             curve = SUPERVISED_CURVE[config.size]
             stage("decomposition_eval", diagnostics / "eval", {"seed": config.seed, "curve": curve,
                                                              "listeners": panels.LISTENERS_VERSION},
-                  lambda tmp: evaluate_diagnostics(out, tmp, curve, config.seed, progress),
+                  lambda tmp: evaluate_diagnostics(out, tmp, curve, config.seed, progress, device),
                   inputs=[out / "eval", *(diagnostics / name for name in diagnostic_systems(curve))])
     except _StoppedAfter:
         return {"stopped_after": until, "timings_s": timings}
@@ -525,10 +532,10 @@ def seeds_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def evaluate_baseline(out: Path, tmp: Path, seed: int, progress: bool) -> None:
+def evaluate_baseline(out: Path, tmp: Path, seed: int, progress: bool, device: str) -> None:
     """The baseline on held-out source and target clips: caption metrics, how the simulated annotators rate
     its captions against target references, and how much they agree on pairs of its own sampled captions."""
-    captioner = load_captioner(out / "captioner-baseline", device="cpu")
+    captioner = load_captioner(out / "captioner-baseline", device=device)
     metrics: dict = {}
     judges = {name: panels.build(name, seed) for name in panels.PANELS}
     rng = np.random.default_rng(seed)
@@ -607,12 +614,12 @@ def ensemble_uncertainty(out: Path, ensemble: RewardModel, encoder: ClapEncoder,
 
 
 def train_demo_reward(out: Path, tmp: Path, config: RewardConfig, variants: dict[str, RewardConfig],
-                      diagnostics: bool, progress: bool) -> None:
+                      diagnostics: bool, progress: bool, device: str) -> None:
     """The reward model RL uses, on the simulated judgments of the `prefs` clips (a fixed clip-grouped 20 % held
     out), and the variants on the same split: held-out metrics of each on all held-out pairs and on the pairs of
     the baseline's own captions, the training panel's noise-free ceiling on both, and each model's accuracy on
     every kind of the adversarial suite (careful caption vs adversarial caption, held-out target test clips)."""
-    encoder = ClapEncoder.from_pretrained(out / "encoder", device="cpu")
+    encoder = ClapEncoder.from_pretrained(out / "encoder", device=device)
     store = Store(out / "prefs" / "prefs.sqlite", create=False)
     cache = out / "cache"
     metrics = train_from_store(store, encoder, tmp, config, cache_root=cache, curve=diagnostics, progress=progress)
@@ -679,7 +686,7 @@ def variant_slug(name: str) -> str:
 
 
 def evaluate_demo_systems(out: Path, tmp: Path, systems: dict[str, str], rounds: dict[str, str], reward_dir: Path,
-                          seed: int, progress: bool) -> None:
+                          seed: int, progress: bool, device: str) -> None:
     """Every system's greedy captions of the held-out target test clips: metrics against the target references
     (never seen by RL), reward (the last round's model) and CLAP scores, blind pairwise verdicts of both simulated
     panels — the evaluation panel decides; the training panel is shown beside it — and the share of each clip's
@@ -689,13 +696,13 @@ def evaluate_demo_systems(out: Path, tmp: Path, systems: dict[str, str], rounds:
     references: dict[str, list[str]] = {}
     for caption in read_captions(out / "data" / "target" / "captions.jsonl"):
         references.setdefault(caption.clip_id, []).append(caption.text)
-    encoder = ClapEncoder.from_pretrained(out / "encoder", device="cpu")
+    encoder = ClapEncoder.from_pretrained(out / "encoder", device=device)
     audio = EmbeddingCache(out / "cache", encoder).embed_clips(clips, progress=False)
     reward = RewardModel.load(reward_dir, encoder=encoder)
     captions: dict[str, dict[str, str]] = {}
     scores = {}
     for name, folder in {**systems, **rounds}.items():
-        written, _ = caption_clips(load_captioner(out / folder, device="cpu"), clips, name,
+        written, _ = caption_clips(load_captioner(out / folder, device=device), clips, name,
                                    decoding=Decoding(mode="greedy"), progress=progress)
         write_jsonl(tmp / f"captions-{name}.jsonl", written)
         captions[name] = {c.clip_id: c.text for c in written}
@@ -747,14 +754,14 @@ def round_policy_name(out: Path, r: int) -> tuple[str, Path]:
 
 
 def collect_round_preferences(out: Path, tmp: Path, r: int, pairs_config: PairsConfig, overlap: int,
-                              clips: list[Clip], seed: int, progress: bool) -> None:
+                              clips: list[Clip], seed: int, progress: bool, device: str) -> None:
     """Round r's judgments: every earlier judgment (the previous store, copied whole), then pairs of the captions
     of the policy round r − 1 left and of its predecessor on the same `prefs` clips — within one policy and across
     the two — judged by the training panel through the store, as in round 1."""
     copy_store(round_dir(out, r - 1) / "prefs" / "prefs.sqlite", tmp / "prefs.sqlite")
     captioners = dict(round_policy_name(out, k) for k in (r - 1, r - 2))
     store = Store(tmp / "prefs.sqlite", create=False)
-    pairs = build_pairs(store, {name: load_captioner(folder, device="cpu") for name, folder in captioners.items()},
+    pairs = build_pairs(store, {name: load_captioner(folder, device=device) for name, folder in captioners.items()},
                         clips, pairs_config, progress=progress)
     judged = simulate(store, "train", seed=seed, overlap=overlap, progress=progress)
     write_preference_summary(store, tmp, {**pairs, **judged, "overlap": overlap, "round": r,
@@ -773,11 +780,11 @@ def pair_key(pair: PreferencePair) -> tuple[str, str, str]:
     return (pair.clip_id, *sorted((pair.caption_a, pair.caption_b)))
 
 
-def train_round_reward(out: Path, tmp: Path, r: int, config: RewardConfig, progress: bool) -> None:
+def train_round_reward(out: Path, tmp: Path, r: int, config: RewardConfig, progress: bool, device: str) -> None:
     """Round r's reward model, trained on every judgment so far (the clip-grouped split of round 1, since the
     clips are the same), and how well it and round r − 1's model order the round's new pairs on held-out clips:
     what the update taught about the policy's own captions."""
-    encoder = ClapEncoder.from_pretrained(out / "encoder", device="cpu")
+    encoder = ClapEncoder.from_pretrained(out / "encoder", device=device)
     store = Store(round_dir(out, r) / "prefs" / "prefs.sqlite", create=False)
     metrics = train_from_store(store, encoder, tmp, config, cache_root=out / "cache", progress=progress)
     previous = Store(round_dir(out, r - 1) / "prefs" / "prefs.sqlite", create=False)
@@ -801,11 +808,12 @@ def train_round_reward(out: Path, tmp: Path, r: int, config: RewardConfig, progr
          "new_heldout_accuracy_after": accuracy["after"]}, indent=2))
 
 
-def select_policy(out: Path, tmp: Path, rounds: int, reward_dir: Path, terms: RLConfig, progress: bool) -> None:
+def select_policy(out: Path, tmp: Path, rounds: int, reward_dir: Path, terms: RLConfig, progress: bool,
+                  device: str) -> None:
     """RLHF's final checkpoint, chosen among the rounds' policies by the last round's reward (its guards included)
     on the greedy captions of every target `val` clip — never by a panel or on test — as supervised fine-tuning's
     is chosen by its validation loss."""
-    encoder = ClapEncoder.from_pretrained(out / "encoder", device="cpu")
+    encoder = ClapEncoder.from_pretrained(out / "encoder", device=device)
     target = read_clips(out / "data" / "target" / "clips.jsonl")
     clips = [c for c in target if c.split == "val"]
     cache = EmbeddingCache(out / "cache", encoder)
@@ -815,7 +823,7 @@ def select_policy(out: Path, tmp: Path, rounds: int, reward_dir: Path, terms: RL
     scores = {}
     for r in range(1, rounds + 1):
         name, folder = round_policy_name(out, r)
-        written, _ = caption_clips(load_captioner(folder, device="cpu"), clips, name,
+        written, _ = caption_clips(load_captioner(folder, device=device), clips, name,
                                    decoding=Decoding(mode="greedy"), progress=progress)
         texts = [c.text for c in written]
         total, parts = reward(audio, texts, torch.zeros(len(texts), dtype=torch.bool))
@@ -1038,15 +1046,15 @@ class PanelReward(CaptionReward):
 
 
 def align_with_oracle(out: Path, tmp: Path, config: RLConfig, reward_dir: Path, eval_clips: int, seed: int,
-                      progress: bool) -> None:
+                      progress: bool, device: str) -> None:
     """rlhf-oracle: RL from the baseline for all of RLHF's steps with PanelReward, scaled so that its spread over
     the baseline's greedy captions of the `val` clips is the last reward model's there (the other terms then weigh
     what they weigh in RLHF)."""
-    encoder = ClapEncoder.from_pretrained(out / "encoder", device="cpu")
+    encoder = ClapEncoder.from_pretrained(out / "encoder", device=device)
     target = out / "data" / "target" / "clips.jsonl"
     clips = read_clips(target)
     val = [c for c in clips if c.split == "val"]
-    written, _ = caption_clips(load_captioner(out / "captioner-baseline", device="cpu"), val, "baseline",
+    written, _ = caption_clips(load_captioner(out / "captioner-baseline", device=device), val, "baseline",
                                decoding=Decoding(mode="greedy"), progress=False)
     texts = [c.text for c in written]
     cache = EmbeddingCache(out / "cache", encoder)
@@ -1058,33 +1066,35 @@ def align_with_oracle(out: Path, tmp: Path, config: RLConfig, reward_dir: Path, 
     scale = float(learned.std() / oracle.panel_scores(texts, [c.clip_id for c in written]).std())
     oracle.scale = scale
     run_rl(out / "captioner-baseline", oracle, encoder, target, tmp / "rl", config, split="rl", eval_split="val",
-           eval_clips=eval_clips, cache_root=out / "cache", progress=progress, device="cpu")
+           eval_clips=eval_clips, cache_root=out / "cache", progress=progress, device=device)
     (tmp / "oracle.json").write_text(json.dumps({"scale": scale, "scaled_on": len(texts)}, indent=2))
 
 
 def align_with_paper_head(out: Path, tmp: Path, config: RLConfig, paper: RewardConfig, store_file: Path,
-                          eval_clips: int, progress: bool) -> None:
+                          eval_clips: int, progress: bool, device: str) -> None:
     """rlhf-paper: the paper's head (frozen CLAP embeddings, [audio; text] MLP) trained on every judgment of every
     round, then RL from the baseline against it for all of RLHF's steps (one round: it never sees its own
     policy's captions judged)."""
-    encoder = ClapEncoder.from_pretrained(out / "encoder", device="cpu")
+    encoder = ClapEncoder.from_pretrained(out / "encoder", device=device)
     store = Store(store_file, create=False)
     train_from_store(store, encoder, tmp / "reward", paper, cache_root=out / "cache", progress=progress)
     store.close()
     run_rl(out / "captioner-baseline", tmp / "reward", encoder, out / "data" / "target" / "clips.jsonl", tmp / "rl",
            config, split="rl", eval_split="val", eval_clips=eval_clips, cache_root=out / "cache", progress=progress,
-           device="cpu")
+           device=device)
 
 
-def train_supervised_on(out: Path, tmp: Path, n: int, config: SFTConfig, seed: int, progress: bool) -> None:
+def train_supervised_on(out: Path, tmp: Path, n: int, config: SFTConfig, seed: int, progress: bool,
+                        device: str) -> None:
     """`supervised` on the references of n `rl` clips (drawn with the seed): one point of the learning curve."""
     target = out / "data" / "target"
     clips = read_clips(target / "clips.jsonl")
     pool = [c for c in clips if c.split == "rl"]
     chosen = [pool[k] for k in sorted(np.random.default_rng([seed, n]).choice(len(pool), n, replace=False))]
     captions = read_captions(target / "captions.jsonl")
-    train_captioner(load_captioner(out / "captioner-baseline", device="cpu"), chosen, captions,
-                    [c for c in clips if c.split == "val"], captions, tmp / "captioner", config, progress)
+    train_captioner(load_captioner(out / "captioner-baseline", device=device), chosen, captions,
+                    [c for c in clips if c.split == "val"], captions, tmp / "captioner", config, progress,
+                    device=device)
 
 
 def diagnostic_systems(curve: Sequence[int]) -> dict[str, str]:
@@ -1093,7 +1103,8 @@ def diagnostic_systems(curve: Sequence[int]) -> dict[str, str]:
             **{f"supervised-{n}": "captioner" for n in curve}}
 
 
-def evaluate_diagnostics(out: Path, tmp: Path, curve: Sequence[int], seed: int, progress: bool) -> None:
+def evaluate_diagnostics(out: Path, tmp: Path, curve: Sequence[int], seed: int, progress: bool,
+                         device: str) -> None:
     """The diagnostic systems on the test clips, by the evaluation panel: each against the baseline, against
     `supervised` and against RLHF, with their CIDEr-D and the sounds they name — and the supervised learning curve,
     so that RLHF's judgments can be set against a number of reference-captioned clips."""
@@ -1107,7 +1118,7 @@ def evaluate_diagnostics(out: Path, tmp: Path, curve: Sequence[int], seed: int, 
              for name in ("baseline", "rlhf", "supervised")}
     systems = {}
     for name, folder in diagnostic_systems(curve).items():
-        written, _ = caption_clips(load_captioner(out / "decomposition" / name / folder, device="cpu"), clips, name,
+        written, _ = caption_clips(load_captioner(out / "decomposition" / name / folder, device=device), clips, name,
                                    decoding=Decoding(mode="greedy"), progress=progress)
         write_jsonl(tmp / f"captions-{name}.jsonl", written)
         texts = {c.clip_id: c.text for c in written}

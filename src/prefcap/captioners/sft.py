@@ -93,14 +93,16 @@ def new_captioner(references: Iterable[str], vocab_size: int = 1000, seed: int =
 
 def train_captioner(captioner: SupportsSFT, train_clips: Sequence[Clip], train_captions: Sequence[Caption],
                     val_clips: Sequence[Clip], val_captions: Sequence[Caption], out_dir: str | Path,
-                    config: SFTConfig = SFTConfig(), progress: bool = True) -> dict[str, Any]:  # noqa: B008
+                    config: SFTConfig = SFTConfig(), progress: bool = True,  # noqa: B008
+                    device: str | None = None) -> dict[str, Any]:
     """Train `captioner` in place, leave it in eval mode with the best weights, and save it (with
-    `sft_metrics.json`) to `out_dir`, which appears only once complete. Returns the metrics."""
+    `sft_metrics.json`) to `out_dir`, which appears only once complete. Returns the metrics. `device` "cpu" keeps
+    it off a GPU; None lets accelerate choose (a GPU when there is one)."""
     if not isinstance(captioner, SupportsSFT):
         raise PrefcapError(f"captioner {getattr(captioner, 'name', type(captioner).__name__)!r} cannot be trained "
                            "by sft: it has no teacher_forced_loss")
     check_captioner_destination(out_dir)  # before training, not after it
-    accelerator = Accelerator(mixed_precision=config.mixed_precision)
+    accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=device == "cpu")
     if accelerator.num_processes > 1:
         raise PrefcapError("sft trains in a single process; run it without `accelerate launch`")
     set_seed(config.seed)

@@ -120,8 +120,10 @@ def positives(batch_classes: Sequence[frozenset[str] | None], texts: Sequence[fr
 
 
 def train_encoder(clips: Sequence[Clip], captions: Sequence[Caption], out_dir: str | Path,
-                  config: EncoderTrainConfig = EncoderTrainConfig(), progress: bool = True) -> ClapEncoder:
-    """Train on (clip, one of its references) pairs; a new reference is drawn for each clip every epoch."""
+                  config: EncoderTrainConfig = EncoderTrainConfig(), progress: bool = True,  # noqa: B008
+                  device: str = "cpu") -> ClapEncoder:
+    """Train on (clip, one of its references) pairs; a new reference is drawn for each clip every epoch, on
+    `device` ("cpu" or "cuda")."""
     references: dict[str, list[str]] = {}
     for caption in captions:
         references.setdefault(caption.clip_id, []).append(caption.text)
@@ -133,7 +135,7 @@ def train_encoder(clips: Sequence[Clip], captions: Sequence[Caption], out_dir: s
 
     tokenizer = train_tokenizer((t for texts in references.values() for t in texts), config.vocab_size)
     model, extractor = build_clap(config, len(tokenizer))
-    encoder = ClapEncoder(model, extractor, tokenizer, "offline", device="cpu", max_text_tokens=config.max_text_tokens)
+    encoder = ClapEncoder(model, extractor, tokenizer, "offline", device=device, max_text_tokens=config.max_text_tokens)
     features = torch.cat([_window_features(encoder, clips[i : i + 256], config) for i in range(0, len(clips), 256)])
 
     clip_classes = [Scene.from_dict(c.metadata["scene"]).classes if "scene" in c.metadata else None for c in clips]
@@ -160,9 +162,10 @@ def train_encoder(clips: Sequence[Clip], captions: Sequence[Caption], out_dir: s
                              for i in batch if "scene" in clips[i].metadata]
                 texts = (*texts, *negatives)
                 mask = torch.cat([mask, torch.zeros(len(negatives), len(batch))])
-            output = model(**encoder.tokenize(texts), input_features=features[batch], return_loss=True,
-                           positive_mask=mask,
-                           event_labels=event_labels[batch] if event_labels is not None else None)
+            on = encoder.device  # the batch goes where the model is (a no-op on the CPU)
+            output = model(**{k: v.to(on) for k, v in encoder.tokenize(texts).items()},
+                           input_features=features[batch].to(on), return_loss=True, positive_mask=mask.to(on),
+                           event_labels=event_labels[batch].to(on) if event_labels is not None else None)
             optimizer.zero_grad(set_to_none=True)
             output.loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -180,4 +183,4 @@ def train_encoder(clips: Sequence[Clip], captions: Sequence[Caption], out_dir: s
                "train_loss_last_epoch": float(np.mean(losses[-steps_per_epoch:])), "steps": total_steps,
                "clips": len(clips), "seconds": time.perf_counter() - start, "config": asdict(config)}
     (out_dir / "train_metrics.json").write_text(json.dumps(metrics, indent=2))
-    return ClapEncoder.from_pretrained(out_dir, device="cpu")
+    return ClapEncoder.from_pretrained(out_dir, device=device)

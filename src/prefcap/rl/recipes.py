@@ -44,7 +44,7 @@ def run_rl(captioner: str | Path, reward_dir: str | Path | CaptionReward, encode
     return train_rl(policy, reward, load_rl_audio(train, policy.sample_rate, progress), embeddings, out, config,
                     eval_clips=load_rl_audio(held_out, policy.sample_rate, progress) if held_out else (),
                     eval_embeddings=cache.embed_clips(held_out, progress=progress) if held_out else None,
-                    reference=anchor, resume=resume, progress=progress)
+                    reference=anchor, resume=resume, progress=progress, device=device)
 
 
 def run_dpo(captioner: str | Path, store: Store, out: str | Path, config: DPOConfig, *, progress: bool = True,

@@ -207,18 +207,21 @@ def batch_indices(step: int, n: int, batch_size: int, seed: int) -> np.ndarray:
 def train_rl(policy: Captioner, reward: CaptionReward, clips: Sequence[AudioOnlyClip], audio_embeddings: torch.Tensor,
              out_dir: str | Path, config: RLConfig = RLConfig(), *,  # noqa: B008 (frozen)
              eval_clips: Sequence[AudioOnlyClip] = (), eval_embeddings: torch.Tensor | None = None,
-             reference: Captioner | None = None, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+             reference: Captioner | None = None, resume: bool = False, progress: bool = True,
+             device: str | None = None) -> dict[str, Any]:
     """Train `policy` in place; write `log.jsonl`, `checkpoints/`, the final `captioner/`, `rl_metrics.json` and
     `curves.png` to `out_dir`. `audio_embeddings[k]` is clip k's (the reward model's encoder, from the cache).
     The KL is taken to `reference` (default: a frozen copy of `policy` as given); a later preference round that
-    continues from an RL policy passes the original baseline, so the anchor stays where round one put it."""
+    continues from an RL policy passes the original baseline, so the anchor stays where round one put it.
+    `device` "cpu" keeps the run off a GPU; None takes the GPU when there is one."""
     out = Path(out_dir)
     if len(audio_embeddings) != len(clips) or (eval_clips and len(eval_embeddings) != len(eval_clips)):
         raise PrefcapError("one audio embedding per clip is needed")
     if (out / LOG_FILE).exists() and not resume:
         raise PrefcapError(f"{out} already holds an RL run: pass --resume to continue it, or choose another --out")
     # cpu=True where there is no GPU: accelerate then runs `accelerate launch` / torchrun processes over gloo
-    accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available())
+    accelerator = Accelerator(mixed_precision=config.mixed_precision,
+                              cpu=device == "cpu" or not torch.cuda.is_available())
     rank, world = accelerator.process_index, accelerator.num_processes
     if config.batch_size % world:
         raise PrefcapError(f"batch_size {config.batch_size} does not split over {world} processes")
