@@ -23,8 +23,14 @@ test: lint
 	$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
 
+# The RL, reward and embedding benchmarks read a finished demo: build runs/demo first when it is missing.
+DEMO_RESULTS := runs/demo/results.json
+$(DEMO_RESULTS): | $(STAMP)
+	@echo "make bench: the RL, reward and embedding benchmarks read a finished demo; building runs/demo first (about 15 min on 2 cores)"
+	$(BIN)/prefcap demo --out runs/demo
+
 # Speed and memory figures; never part of `make test`.
-bench: $(STAMP)
+bench: $(STAMP) $(DEMO_RESULTS)
 	$(BIN)/python bench/bench_synth.py
 	$(BIN)/python bench/bench_cache.py
 	$(BIN)/python bench/bench_annotate_load.py
