@@ -19,7 +19,8 @@ def caption_clips(captioner: Captioner, clips: Sequence[Clip], system: str, n: i
     """(n captions per usable clip, in clip order; rejected clips as {path, reason, message})."""
     captions: list[Caption] = []
     rejected: list[dict[str, str]] = []
-    limit = min(captioner.max_seconds or LONGEST_AUDIO, LONGEST_AUDIO)  # a longer clip: rejected as too_long
+    # a clip longer than the captioner takes is rejected as too_long (a captioner that states no limit: 600 s)
+    limit = min(getattr(captioner, "max_seconds", None) or LONGEST_AUDIO, LONGEST_AUDIO)
     with tqdm(total=len(clips), desc=f"caption ({system})", unit="clip", disable=not progress) as bar:
         for start in range(0, len(clips), batch_size):
             usable: list[Clip] = []
