@@ -1031,7 +1031,6 @@ class PanelReward(CaptionReward):
                  scale: float = 1.0) -> None:
         self.panel, self.clips, self.scale = panel, clips, scale
         self.model, self.encoder, self.terms, self.labelled_max = None, encoder, terms, None
-        self.other_clips = None  # the panel's score has no caption prior to remove
 
     def panel_scores(self, captions: Sequence[str], clip_ids: Sequence[str]) -> torch.Tensor:
         return torch.tensor([np.mean([a.listener.quality(caption, self.clips[clip_id], a.weights) / a.temperature
@@ -1039,10 +1038,13 @@ class PanelReward(CaptionReward):
                              for caption, clip_id in zip(captions, clip_ids, strict=True)], dtype=torch.float32)
 
     def preference_scores(self, audio: torch.Tensor, text: torch.Tensor, captions: Sequence[str],
-                          clip_ids: Sequence[str] | None, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+                          clip_ids: Sequence[str] | None,
+                          group_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(the panel's scaled score, no spread, no caption prior: the panel's score is already the clip's)."""
         if clip_ids is None:
             raise PrefcapError("the panel's score needs the clip of every caption")
-        return self.scale * self.panel_scores(captions, clip_ids), torch.zeros(len(captions))
+        none = torch.zeros(len(captions))
+        return self.scale * self.panel_scores(captions, clip_ids), none, none
 
 
 def align_with_oracle(out: Path, tmp: Path, config: RLConfig, reward_dir: Path, eval_clips: int, seed: int,

@@ -152,22 +152,33 @@ class RewardModel:
         _refuse_other_encoder(self.encoder_id, encoder_id)
 
     @torch.no_grad()
-    def member_rewards(self, clip: torch.Tensor, text: torch.Tensor, extra: torch.Tensor,
-                       captions: Sequence[str] | None = None) -> torch.Tensor:
-        """[k, n] pre-sigmoid rewards, one row per ensemble head. `text` is the encoder's embedding of `captions`;
-        a model that fine-tuned its text side reads `captions` instead."""
+    def read_captions(self, text: torch.Tensor, captions: Sequence[str] | None = None) -> list[torch.Tensor]:
+        """Each head's reading of the captions: the encoder's embedding `text`, or, for a head that fine-tuned its
+        text side, its tower's reading of `captions` (the costly part of scoring). Read once, it serves both
+        `rewards` and `caption_prior`."""
         self.heads.eval()
-        return torch.stack([head(clip, text, extra, captions) for head in self.heads])
+        return [head.caption_vector(text, captions) for head in self.heads]
+
+    @torch.no_grad()
+    def member_rewards(self, clip: torch.Tensor, text: torch.Tensor, extra: torch.Tensor,
+                       captions: Sequence[str] | None = None,
+                       readings: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """[k, n] pre-sigmoid rewards, one row per ensemble head. `text` is the encoder's embedding of `captions`;
+        a model that fine-tuned its text side reads `captions` instead (or takes `readings` already made)."""
+        readings = self.read_captions(text, captions) if readings is None else readings
+        return torch.stack([head.score(clip, reading.to(clip.device), extra)
+                            for head, reading in zip(self.heads, readings, strict=True)])
 
     def rewards(self, clip: torch.Tensor, text: torch.Tensor, extra: torch.Tensor, group_size: int = 1,
-                captions: Sequence[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                captions: Sequence[str] | None = None,
+                readings: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean reward r, its spread across heads: 0 for a single head).
 
         Bradley–Terry fixes each head's rewards only up to a constant per clip, and heads that differ by such a
         constant agree on every preference. When the rows come in consecutive groups of `group_size` captions of
         one clip (RL's generations), each head is first centred on its group's mean, so the spread measures
         disagreement about the captions, not about that constant."""
-        members = self.member_rewards(clip, text, extra, captions)
+        members = self.member_rewards(clip, text, extra, captions, readings)
         if len(self.heads) == 1:
             return members[0], torch.zeros(members.shape[1])
         if group_size > 1:
@@ -179,17 +190,16 @@ class RewardModel:
 
     @torch.no_grad()
     def caption_prior(self, others: torch.Tensor, text: torch.Tensor, extra: torch.Tensor,
-                      captions: Sequence[str] | None = None) -> torch.Tensor:
+                      captions: Sequence[str] | None = None,
+                      readings: list[torch.Tensor] | None = None) -> torch.Tensor:
         """[n] each caption's mean reward over the clip vectors `others` [m, d] (and the heads): what the model pays
         for the caption whatever the clip. r(x, y) minus it scores a caption against its clip, not against
-        captions in general. Each caption is read once (a tower is the costly part), then scored m times."""
-        self.heads.eval()
+        captions in general. Each caption is read once, then scored m times."""
+        readings = self.read_captions(text, captions) if readings is None else readings
         n, m = len(text), len(others)
-        prior = []
-        for head in self.heads:
-            caption = head.caption_vector(text, captions).to(others.device)
-            prior.append(head.score(others.repeat(n, 1), caption.repeat_interleave(m, dim=0),
-                                    extra.repeat_interleave(m, dim=0)).view(n, m).mean(dim=1))
+        prior = [head.score(others.repeat(n, 1), reading.to(others.device).repeat_interleave(m, dim=0),
+                            extra.repeat_interleave(m, dim=0)).view(n, m).mean(dim=1)
+                 for head, reading in zip(self.heads, readings, strict=True)]
         return torch.stack(prior).mean(dim=0)
 
     def member_margins(self, features: PairFeatures) -> torch.Tensor:

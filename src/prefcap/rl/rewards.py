@@ -75,16 +75,18 @@ class CaptionReward:
         self.labelled_max: float | None = model.metrics.get("labelled_reward_max")
 
     def preference_scores(self, audio: torch.Tensor, text: torch.Tensor, captions: Sequence[str],
-                          clip_ids: Sequence[str] | None, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(the learned score r_RM [n], the ensemble's group-relative spread [n]): the term a diagnostic run may
-        replace (e.g. by a simulated panel's own score, to measure what the reward model costs)."""
-        return self.model.rewards(audio, text, self._extra(captions), group_size, captions=list(captions))
-
-    def caption_prior(self, text: torch.Tensor, captions: Sequence[str]) -> torch.Tensor:
-        """[n] mean_x' r_RM(x', caption) over the other clips (zeros when the term is off)."""
+                          clip_ids: Sequence[str] | None,
+                          group_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(the learned score r_RM [n], the ensemble's group-relative spread [n], the caption prior
+        mean_x' r_RM(x', caption) over the other clips [n]: zeros when the clip-relative term is off), from one
+        reading of the captions: the terms a diagnostic run may replace (e.g. by a simulated panel's own score, to
+        measure what the reward model costs)."""
+        extra = self._extra(captions)
+        readings = self.model.read_captions(text, list(captions))
+        rm, spread = self.model.rewards(audio, text, extra, group_size, readings=readings)
         if self.other_clips is None:
-            return torch.zeros(len(captions))
-        return self.model.caption_prior(self.other_clips.to(text.device), text, self._extra(captions), list(captions))
+            return rm, spread, torch.zeros(len(captions))
+        return rm, spread, self.model.caption_prior(self.other_clips.to(audio.device), text, extra, readings=readings)
 
     def _extra(self, captions: Sequence[str]) -> torch.Tensor:
         return fluency_features(captions) if self.model.config.fluency_features else torch.zeros(len(captions), 0)
@@ -97,11 +99,11 @@ class CaptionReward:
         t = self.terms
         text = self.encoder.embed_text(list(captions))
         audio = audio.to(text.device)
-        rm, spread = self.preference_scores(audio, text, captions, clip_ids, group_size)
+        rm, spread, prior = self.preference_scores(audio, text, captions, clip_ids, group_size)
         words = torch.tensor([len(caption_words(c)) for c in captions], dtype=torch.float32)
         terms = {
             "rm": rm,
-            "caption_prior": self.caption_prior(text, captions),
+            "caption_prior": prior,
             "uncertainty": spread,
             "clap": (audio * text).sum(dim=-1),
             "repeated_ngrams": torch.tensor([float(repeated_ngrams(c, t.repetition_ngram)) for c in captions]),
