@@ -1,7 +1,8 @@
 """Load test: 16 annotators at once over HTTP against a real `prefcap annotate` process, 100 judgments each
-with random think times. Verifies exactly 1,600 judgments stored, none twice, no 5xx; reports request latency.
+with random think times, on a SQLite store and on a throw-away PostgreSQL server. Verifies exactly 1,600 judgments
+stored, none twice, no 5xx; reports request latency.
 
-Merges its figures into bench/results.json under "annotate_load".
+Merges its figures into bench/results.json under "annotate_load", one entry per backend.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from record import record
+from record import STORE_BACKENDS, record, store_target
 
 from prefcap.data.records import Caption, Clip
 from prefcap.prefs.assign import AssignConfig, assign
@@ -21,8 +22,8 @@ from prefcap.prefs.store import NewPair, Store
 from prefcap.provenance import machine
 
 
-def build_store(path: Path, annotators: int, judgments: int) -> list[str]:
-    store = Store(path)
+def build_store(db: str | Path, annotators: int, judgments: int) -> list[str]:
+    store = Store(db)
     pairs = []
     for k in range(annotators * judgments):
         clip = Clip(id=f"clip-{k:05d}")
@@ -39,52 +40,61 @@ def percentile_ms(values: list[float], q: float) -> float:
     return round(1000 * float(np.percentile(values, q)), 2)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--annotators", type=int, default=16)
-    parser.add_argument("--judgments", type=int, default=100, help="per annotator")
-    parser.add_argument("--think-max", type=float, default=0.2, help="think time is uniform in [0, this] seconds")
-    parser.add_argument("--results", type=Path, default=Path(__file__).with_name("results.json"))
-    args = parser.parse_args()
-
-    with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "prefs.sqlite"
-        tokens = build_store(db, args.annotators, args.judgments)
+def load_test(backend: str, annotators: int, judgments: int, think_max: float) -> dict:
+    """One backend's run: its figures, with `passed` saying whether every check held."""
+    with tempfile.TemporaryDirectory() as tmp, store_target(backend, Path(tmp)) as db:
+        tokens = build_store(db, annotators, judgments)
         with running_server(db) as server:
             start = time.perf_counter()
-            reports = run_clients(server.url, tokens, args.judgments, think_seconds=(0.0, args.think_max))
+            reports = run_clients(server.url, tokens, judgments, think_seconds=(0.0, think_max))
             wall = time.perf_counter() - start
         store = Store(db, create=False)
         rows = store.judgment_rows()
-        expected = args.annotators * args.judgments
-        assignments = [r["assignment_id"] for r in rows]
-        seen_pairs = {(r["pair_id"], r["annotator"]) for r in rows}
-        statuses = [s for r in reports for s in r.statuses]
-        latencies = [t for r in reports for t in r.latencies]
-        problems = [r.error for r in reports if r.error]
-        checks = {
-            "judgments_stored": len(rows),
-            "acknowledged": sum(len(r.acknowledged) for r in reports),
-            "duplicates": len(assignments) - len(set(assignments)) + len(rows) - len(seen_pairs),
-            "responses_5xx": sum(s >= 500 for s in statuses),
-            "responses_4xx": sum(400 <= s < 500 for s in statuses),
-            "client_errors": problems,
-        }
+        store.close()
+    expected = annotators * judgments
+    assignments = [r["assignment_id"] for r in rows]
+    seen_pairs = {(r["pair_id"], r["annotator"]) for r in rows}
+    statuses = [s for r in reports for s in r.statuses]
+    latencies = [t for r in reports for t in r.latencies]
+    problems = [r.error for r in reports if r.error]
+    checks = {
+        "judgments_stored": len(rows),
+        "acknowledged": sum(len(r.acknowledged) for r in reports),
+        "duplicates": len(assignments) - len(set(assignments)) + len(rows) - len(seen_pairs),
+        "responses_5xx": sum(s >= 500 for s in statuses),
+        "responses_4xx": sum(400 <= s < 500 for s in statuses),
+        "client_errors": problems,
+    }
     ok = (checks["judgments_stored"] == expected == checks["acknowledged"] and not checks["duplicates"]
           and not checks["responses_5xx"] and not problems)
-    figures = {
-        "annotators": args.annotators, "judgments_each": args.judgments, "think_seconds": [0.0, args.think_max],
+    return {
+        "annotators": annotators, "judgments_each": judgments, "think_seconds": [0.0, think_max],
         **checks, "requests": len(statuses), "wall_seconds": round(wall, 2),
         "judgments_per_second": round(expected / wall, 1),
         "latency_p50_ms": percentile_ms(latencies, 50), "latency_p95_ms": percentile_ms(latencies, 95),
         "latency_max_ms": percentile_ms(latencies, 100), "passed": ok, "machine": machine(),
     }
-    record(args.results, "annotate_load", figures)
-    print(f"{checks['judgments_stored']} of {expected} judgments stored, {checks['duplicates']} duplicates, "
-          f"{checks['responses_5xx']} 5xx, {checks['responses_4xx']} 4xx; {len(statuses)} requests in {wall:.1f} s; "
-          f"latency p50 {figures['latency_p50_ms']} ms, p95 {figures['latency_p95_ms']} ms")
-    if not ok:
-        raise SystemExit(f"load test FAILED: {checks}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--annotators", type=int, default=16)
+    parser.add_argument("--judgments", type=int, default=100, help="per annotator")
+    parser.add_argument("--think-max", type=float, default=0.2, help="think time is uniform in [0, this] seconds")
+    parser.add_argument("--backends", nargs="+", choices=STORE_BACKENDS, default=list(STORE_BACKENDS))
+    parser.add_argument("--results", type=Path, default=Path(__file__).with_name("results.json"))
+    args = parser.parse_args()
+
+    by_backend = {}
+    for backend in args.backends:
+        figures = by_backend[backend] = load_test(backend, args.annotators, args.judgments, args.think_max)
+        print(f"{backend}: {figures['judgments_stored']} of {args.annotators * args.judgments} judgments stored, "
+              f"{figures['duplicates']} duplicates, {figures['responses_5xx']} 5xx, {figures['responses_4xx']} 4xx; "
+              f"{figures['requests']} requests in {figures['wall_seconds']:.1f} s; latency p50 "
+              f"{figures['latency_p50_ms']} ms, p95 {figures['latency_p95_ms']} ms")
+    record(args.results, "annotate_load", by_backend)
+    if failed := [backend for backend, figures in by_backend.items() if not figures["passed"]]:
+        raise SystemExit(f"load test FAILED on {', '.join(failed)}")
 
 
 if __name__ == "__main__":

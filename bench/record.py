@@ -1,12 +1,14 @@
 """What the benchmarks share: merging one benchmark's figures into bench/results.json (atomically, under its own
-key), and the median time of a piece of work."""
+key), the median time of a piece of work, and a judgment store on either backend."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from prefcap.io import atomic_write
@@ -33,3 +35,20 @@ def median_seconds(work: Callable[[], object], repeats: int, warmup: bool = Fals
             sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+STORE_BACKENDS = ("sqlite", "postgres")
+
+
+@contextlib.contextmanager
+def store_target(backend: str, folder: Path) -> Iterator[str | Path]:
+    """Where a benchmark's judgment store lives: a SQLite file in `folder`, or a database on a throw-away PostgreSQL
+    server (the tests' own, from tests/postgres_cluster.py), stopped and removed afterwards."""
+    if backend == "sqlite":
+        yield folder / "prefs.sqlite"
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    import postgres_cluster
+
+    with postgres_cluster.throwaway_cluster() as server:
+        yield postgres_cluster.create_database(server, "bench")

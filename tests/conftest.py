@@ -1,7 +1,11 @@
+import os
+import uuid
+
 import numpy as np
 import pytest
 import torch
 
+import postgres_cluster
 from prefcap.data.records import Clip
 from prefcap.data.synth.scene import sample_scene
 
@@ -92,10 +96,10 @@ def check_resampling(captioner, sr: int):
 
 
 def build_prefs_store(root, n_clips: int = 6, audio: bool = True, annotators: tuple[str, ...] = ("ann-a", "ann-b"),
-                      overlap: int = 1, seed: int = 0):
+                      overlap: int = 1, seed: int = 0, db=None):
     """A judgment store with synthetic clips (scene metadata; short WAVs if `audio`), one pair per clip (sys-1 says
     a reference sentence, sys-2 the same with an event swapped for a wrong one), the named annotators (returns
-    their tokens) and their queues."""
+    their tokens) and their queues. `db`: the store's file or server URL (default: prefs.sqlite in `root`)."""
     from pathlib import Path
 
     from prefcap.data.audio import write_wav
@@ -105,7 +109,7 @@ def build_prefs_store(root, n_clips: int = 6, audio: bool = True, annotators: tu
     from prefcap.prefs.store import NewPair, Store
 
     root = Path(root)
-    store = Store(root / "prefs.sqlite")
+    store = Store(db or root / "prefs.sqlite")
     pairs = []
     for k, clip in enumerate(synthetic_clips("target", n_clips, seed=seed)):
         if audio:
@@ -121,3 +125,26 @@ def build_prefs_store(root, n_clips: int = 6, audio: bool = True, annotators: tu
     if annotators:
         assign(store, AssignConfig(overlap=overlap, seed=seed))
     return store, tokens
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throw-away PostgreSQL server for the whole session. Missing binaries or driver skip its tests, except under
+    CI=true, where they fail: CI installs both, so a skip there would hide a broken set-up."""
+    reason = postgres_cluster.missing()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL tests cannot run under CI=true: {reason}")
+        pytest.skip(reason)
+    with postgres_cluster.throwaway_cluster() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request, tmp_path):
+    """Where a test's judgment store lives, once per backend: a SQLite file, or a fresh database on the throw-away
+    PostgreSQL server (`pytest -k postgres` selects those)."""
+    if request.param == "sqlite":
+        return tmp_path / "prefs.sqlite"
+    server = request.getfixturevalue("postgres_server")
+    return postgres_cluster.create_database(server, f"test_{uuid.uuid4().hex[:12]}")

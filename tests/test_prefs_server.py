@@ -8,9 +8,9 @@ from prefcap.prefs.loadtest import run_clients, running_server
 from prefcap.prefs.store import Store
 
 
-def test_a_killed_server_loses_no_acknowledged_judgment_and_a_restart_resumes(tmp_path):
-    store, tokens = build_prefs_store(tmp_path, n_clips=60, audio=False, annotators=("w", "x", "y", "z"), overlap=2)
-    db = tmp_path / "prefs.sqlite"
+def test_a_killed_server_loses_no_acknowledged_judgment_and_a_restart_resumes(tmp_path, db):
+    store, tokens = build_prefs_store(tmp_path, db=db, n_clips=60, audio=False, annotators=("w", "x", "y", "z"),
+                                      overlap=2)
     reports = []
     with running_server(db) as server:
         clients = threading.Thread(target=lambda: reports.extend(
@@ -37,6 +37,27 @@ def test_a_killed_server_loses_no_acknowledged_judgment_and_a_restart_resumes(tm
     rows = after.judgment_rows()
     assert len(rows) == 120 and len({r["assignment_id"] for r in rows}) == 120
     assert after.counts()["open_assignments"] == 0
+    after.close()
+    store.close()
+
+
+def test_sixteen_annotators_at_once_store_every_judgment_exactly_once(tmp_path, db):
+    """The load test of bench/bench_annotate_load.py at full size (16 annotators x 100 judgments over HTTP against
+    a real server process), with shorter think times: exactly 1,600 judgments, none twice, no 5xx."""
+    annotators, each = 16, 100
+    store, tokens = build_prefs_store(tmp_path, db=db, n_clips=annotators * each, audio=False,
+                                      annotators=tuple(f"annotator-{k:02d}" for k in range(annotators)))
+    with running_server(db) as server:
+        reports = run_clients(server.url, list(tokens.values()), judgments=each, think_seconds=(0.0, 0.005))
+    rows = store.judgment_rows()
+    statuses = [status for report in reports for status in report.statuses]
+    assert [report.error for report in reports if report.error] == []
+    assert not [status for status in statuses if status >= 500]
+    assert len(rows) == sum(len(report.acknowledged) for report in reports) == annotators * each
+    assert len({row["assignment_id"] for row in rows}) == len(rows)  # no assignment judged twice
+    assert len({(row["pair_id"], row["annotator"]) for row in rows}) == len(rows)  # nor a pair twice by one person
+    assert store.counts()["open_assignments"] == 0
+    store.close()
 
 
 def test_no_token_reaches_the_server_logs(tmp_path):

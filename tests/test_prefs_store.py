@@ -13,8 +13,8 @@ from prefcap.prefs.simulate import simulate
 from prefcap.prefs.store import AlreadyJudged, JudgmentRow, NotFound, Store, StoreError
 
 
-def test_answers_name_sides_and_the_store_maps_them_through_the_blind_layout(tmp_path):
-    store, _ = build_prefs_store(tmp_path, n_clips=12, annotators=("ann",))
+def test_answers_name_sides_and_the_store_maps_them_through_the_blind_layout(tmp_path, db):
+    store, _ = build_prefs_store(tmp_path, db=db, n_clips=12, annotators=("ann",))
     (annotator,) = store.annotators()
     layouts = set()
     while (task := store.next_task(annotator)) is not None:
@@ -28,8 +28,8 @@ def test_answers_name_sides_and_the_store_maps_them_through_the_blind_layout(tmp
     assert all(r["choice"] == ("a" if r["a_on_left"] else "b") for r in stored)
 
 
-def test_an_assignment_takes_one_verdict_even_under_concurrent_submission(tmp_path):
-    store, _ = build_prefs_store(tmp_path, n_clips=2, annotators=("ann",))
+def test_an_assignment_takes_one_verdict_even_under_concurrent_submission(tmp_path, db):
+    store, _ = build_prefs_store(tmp_path, db=db, n_clips=2, annotators=("ann",))
     (annotator,) = store.annotators()
     task = store.next_task(annotator)
     outcomes = []
@@ -53,8 +53,8 @@ def test_an_assignment_takes_one_verdict_even_under_concurrent_submission(tmp_pa
         session.add(JudgmentRow(assignment_id=task.assignment_id, choice="a", a_on_left=True))
 
 
-def test_skip_is_logged_not_a_verdict_and_the_item_comes_back_last(tmp_path):
-    store, _ = build_prefs_store(tmp_path, n_clips=3, annotators=("ann",))
+def test_skip_is_logged_not_a_verdict_and_the_item_comes_back_last(tmp_path, db):
+    store, _ = build_prefs_store(tmp_path, db=db, n_clips=3, annotators=("ann",))
     (annotator,) = store.annotators()
     first = store.next_task(annotator)
     store.submit(annotator, first.assignment_id, "skip")
@@ -67,8 +67,8 @@ def test_skip_is_logged_not_a_verdict_and_the_item_comes_back_last(tmp_path):
     assert store.progress(annotator) == (3, 3)
 
 
-def test_an_annotator_cannot_see_or_answer_another_annotators_items(tmp_path):
-    store, _ = build_prefs_store(tmp_path, n_clips=4, annotators=("ann-a", "ann-b"))
+def test_an_annotator_cannot_see_or_answer_another_annotators_items(tmp_path, db):
+    store, _ = build_prefs_store(tmp_path, db=db, n_clips=4, annotators=("ann-a", "ann-b"))
     first, second = store.annotators()
     task = store.next_task(first)
     with pytest.raises(NotFound):
@@ -82,8 +82,8 @@ def test_an_annotator_cannot_see_or_answer_another_annotators_items(tmp_path):
     assert store.clip_audio(first, task.clip_id).is_file()
 
 
-def test_assignment_is_balanced_tops_up_and_mixes_in_gold(tmp_path):
-    store, _ = build_prefs_store(tmp_path, n_clips=10, annotators=())
+def test_assignment_is_balanced_tops_up_and_mixes_in_gold(tmp_path, db):
+    store, _ = build_prefs_store(tmp_path, db=db, n_clips=10, annotators=())
     for name in ("w", "x", "y", "z"):
         store.add_annotator(name)
     stats = assign(store, AssignConfig(overlap=3, seed=1))
@@ -102,8 +102,8 @@ def test_assignment_is_balanced_tops_up_and_mixes_in_gold(tmp_path):
         assign(store, AssignConfig(overlap=1, gold_share=0.2))
 
 
-def test_gold_items_are_interleaved_at_the_requested_share(tmp_path):
-    store, _ = build_prefs_store(tmp_path / "a", n_clips=24, annotators=())
+def test_gold_items_are_interleaved_at_the_requested_share(tmp_path, db):
+    store, _ = build_prefs_store(tmp_path, db=db, n_clips=24, annotators=())
     gold_source, _ = build_prefs_store(tmp_path / "b", n_clips=6, annotators=(), seed=5)
     store.add_pairs([_as_new_pair(gold_source, row, gold="a") for row in gold_source.pair_rows()], origin="gold")
     for name in ("p", "q"):
@@ -129,8 +129,8 @@ def _as_new_pair(store: Store, row: dict, gold: str):
                    Caption(clip_id=clip.id, text=row["caption_b"], source=row["system_b"]), gold=gold)
 
 
-def test_simulated_annotators_answer_through_the_blind_layout(tmp_path):
-    store, _ = build_prefs_store(tmp_path, n_clips=8, audio=False, annotators=())
+def test_simulated_annotators_answer_through_the_blind_layout(tmp_path, db):
+    store, _ = build_prefs_store(tmp_path, db=db, n_clips=8, audio=False, annotators=())
     stats = simulate(store, "train", seed=0, overlap=3, progress=False)
     assert stats["judgments"] == 24 and store.counts()["open_assignments"] == 0
     people = {p.name: p for p in build_panel(TRAINING_PANEL, seed=0).annotators}
@@ -176,3 +176,36 @@ def test_store_locations_and_missing_stores(tmp_path):
     assert store.authenticate(token).name == "ann" and store.authenticate(token + "x") is None
     with pytest.raises(StoreError, match="already exists"):
         store.add_annotator("ann")
+
+
+def test_a_store_carries_its_schema_version_upgrades_older_and_refuses_newer(tmp_path, db):
+    from sqlalchemy import text
+
+    from prefcap.prefs.store import SCHEMA_VERSION
+
+    store, _ = build_prefs_store(tmp_path, db=db, n_clips=3, annotators=("ann",))
+
+    def version() -> int | None:
+        with store.transaction() as session:
+            return session.scalar(text("SELECT max(version) FROM prefcap_schema"))
+
+    assert version() == SCHEMA_VERSION
+    # a store written before the version table: same tables, no version -> upgraded in place, nothing lost
+    with store.transaction() as session:
+        session.execute(text("DROP TABLE prefcap_schema"))
+    reopened = Store(db, create=False)
+    assert version() == SCHEMA_VERSION and reopened.counts()["assignments"] == 3
+    reopened.close()
+    # a newer prefcap's store is refused by name, and left as it is
+    with store.transaction() as session:
+        session.execute(text("UPDATE prefcap_schema SET version = :v"), {"v": SCHEMA_VERSION + 1})
+    with pytest.raises(PrefcapError, match=f"schema version {SCHEMA_VERSION + 1}.*newer prefcap"):
+        Store(db, create=False)
+    assert version() == SCHEMA_VERSION + 1
+    # an unversioned store of another layout is refused, naming what is missing
+    with store.transaction() as session:
+        session.execute(text("DROP TABLE prefcap_schema"))
+        session.execute(text("ALTER TABLE judgments DROP COLUMN seconds"))
+    with pytest.raises(PrefcapError, match="judgments.*lacks seconds"):
+        Store(db, create=False)
+    store.close()

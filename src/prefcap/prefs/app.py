@@ -148,7 +148,7 @@ def create_app(store: Store, guidelines: str | Path | None = None, secure_cookie
 
     @app.get("/admin/api/stats")
     def admin_stats(_admin: Annotated[Annotator, Depends(admin_only)]) -> dict:
-        report = agreement_report(store.judgment_rows())
+        report = agreement_report(store.iter_judgment_rows(captions=False))
         progress = {a.name: dict(zip(("done", "assigned"), store.progress(a), strict=True))
                     for a in store.annotators()}
         for row in report["annotators"]:

@@ -66,7 +66,7 @@ class JudgmentLine(Judgment):
 
 def export_jsonl(store: Store, path: str | os.PathLike) -> int:
     """One line per verdict with its captions, systems and timing: the lossless exchange format between stores."""
-    return _write_json_lines(path, ({key: row[key] for key in JSONL_KEYS} for row in store.judgment_rows()))
+    return _write_json_lines(path, ({key: row[key] for key in JSONL_KEYS} for row in store.iter_judgment_rows()))
 
 
 def import_jsonl(store: Store, path: str | os.PathLike, origin: str = "jsonl") -> dict[str, int]:
@@ -94,7 +94,7 @@ def export_hf(store: Store, path: str | os.PathLike, include_gold: bool = False)
     """
     pairs: dict[int, dict] = {}
     votes: dict[int, Counter] = {}
-    for row in store.judgment_rows():
+    for row in store.iter_judgment_rows():
         if row["gold"] is None or include_gold:
             pairs[row["pair_id"]] = row
             votes.setdefault(row["pair_id"], Counter())[row["choice"]] += 1
