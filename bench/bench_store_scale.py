@@ -20,7 +20,8 @@ from sqlalchemy import insert, text
 
 from prefcap.prefs.app import create_app
 from prefcap.prefs.formats import export_hf, export_jsonl
-from prefcap.prefs.store import AnnotatorRow, AssignmentRow, CaptionRow, ClipRow, JudgmentRow, PairRow, Store
+from prefcap.prefs.schema import AnnotatorRow, AssignmentRow, CaptionRow, ClipRow, JudgmentRow, PairRow
+from prefcap.prefs.store import Store
 from prefcap.provenance import machine
 from prefcap.reward.data import pairs_from_rows
 

@@ -13,7 +13,8 @@ from prefcap.captioners.sft import new_captioner
 from prefcap.data.records import Caption, read_captions, read_clips
 from prefcap.data.synth.corpus import SynthConfig, synthesize
 from prefcap.errors import PrefcapError
-from prefcap.prefs.store import ImportedJudgment, NewPair, Store
+from prefcap.prefs.imports import ImportedJudgment, import_judgments
+from prefcap.prefs.store import NewPair, Store
 from prefcap.rl.dpo import DPOConfig, dpo_loss, preferences_from_store, sequence_log_prob_pairs, train_dpo
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -52,7 +53,7 @@ def store_and_captioner(tmp_path_factory):
         if k == 0:
             votes = ["a", "b"]
         rows += [ImportedJudgment(pair, choice, f"annotator-{n}") for n, choice in enumerate(votes)]
-    store.import_judgments(rows, origin="test", clips=clips)
+    import_judgments(store, rows, origin="test", clips=clips)
     return store, folder / "baseline"
 
 

@@ -10,7 +10,9 @@ from sqlalchemy import select
 from conftest import build_prefs_store
 from prefcap.data.records import Caption, Clip
 from prefcap.prefs.app import COOKIE, create_app
-from prefcap.prefs.store import AssignmentRow, NewPair
+from prefcap.prefs.imports import import_judgments
+from prefcap.prefs.schema import AssignmentRow
+from prefcap.prefs.store import NewPair
 
 
 @pytest.fixture()
@@ -92,8 +94,8 @@ def test_audio_and_static_files_cannot_be_reached_by_path(world, path):
 def test_clips_without_audio_show_their_references(tmp_path):
     store, tokens = build_prefs_store(tmp_path, n_clips=0, annotators=("ann",))
     clip = Clip(id="text-only-1")
-    store.add_clips([clip])
-    store.add_captions([Caption(clip_id=clip.id, text="a dog barks twice", source="reference")])
+    import_judgments(store, [], "test", clips=[clip],
+                     references=[Caption(clip_id=clip.id, text="a dog barks twice", source="reference")])
     store.add_pairs([NewPair(clip, Caption(clip_id=clip.id, text="a dog barks", source="x"),
                              Caption(clip_id=clip.id, text="a cat meows", source="y"))], origin="test")
     from prefcap.prefs.assign import AssignConfig, assign

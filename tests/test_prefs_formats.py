@@ -18,7 +18,8 @@ from prefcap.prefs.formats import (
     import_jsonl,
     import_label_studio,
 )
-from prefcap.prefs.store import ImportedJudgment, NewPair, Store
+from prefcap.prefs.imports import ImportedJudgment, import_judgments
+from prefcap.prefs.store import NewPair, Store
 
 REPO = Path(__file__).resolve().parents[1]
 FENSE_DIR = Path(os.environ.get("PREFCAP_FENSE_DIR", REPO.parent / "shared" / "data" / "fense"))
@@ -33,7 +34,7 @@ def new_pair(clip_id: str, text_a: str, text_b: str, system_a: str = "sys-1", sy
 
 def judge(store: Store, pair: NewPair, votes: dict[str, str], seconds: float | None = None) -> None:
     """Store `votes` ({annotator: choice}) on one pair, as the web app would have."""
-    store.import_judgments([ImportedJudgment(pair, choice, annotator, seconds=seconds)
+    import_judgments(store, [ImportedJudgment(pair, choice, annotator, seconds=seconds)
                             for annotator, choice in votes.items()], origin="test")
 
 
@@ -151,8 +152,8 @@ def pairwise(who, selected: str | None, **extra) -> dict:
 
 def test_label_studio_export_then_annotations_import(tmp_path):
     store = Store(tmp_path / "prefs.sqlite")
-    store.add_clips([Clip(id="c1"), Clip(id="c2")])
-    store.add_captions([Caption(clip_id="c1", text="a dog barks twice", source="reference")])
+    import_judgments(store, [], "test", clips=[Clip(id="c1"), Clip(id="c2")],
+                     references=[Caption(clip_id="c1", text="a dog barks twice", source="reference")])
     store.add_pairs([new_pair("c1", "a dog barks", "a cat meows"), new_pair("c2", "rain", "rain on a roof")], "test")
     path = tmp_path / "tasks.json"
 

@@ -180,7 +180,7 @@ def test_build_pairs_with_a_real_captioner_stores_them_once(audio_clips, tmp_pat
     store = Store(tmp_path / "prefs.sqlite")
     stats = build_pairs(store, {"one": captioner, "two": captioner}, audio_clips, config, progress=False)
     assert (stats["clips"], stats["clips_without_candidates"], stats["pairs_requested"]) == (3, 1, 8)
-    assert stats["pairs_added"] == stats["pairs_selected"] == store.pair_count() == 8
+    assert stats["pairs_added"] == stats["pairs_selected"] == store.counts()["pairs"] == 8
     origins = Counter(row["origin"].split(":")[0] for row in store.pair_rows())
     assert origins == {"cross-system": 6, "contrast": 2} == Counter({"cross-system": 8 - stats["contrast_pairs"],
                                                                      "contrast": stats["contrast_pairs"]})

@@ -9,8 +9,9 @@ from prefcap.data.synth.panel import build_panel
 from prefcap.errors import PrefcapError
 from prefcap.prefs.agreement import agreement_report, cohen_kappa, fleiss_kappa
 from prefcap.prefs.assign import AssignConfig, assign
+from prefcap.prefs.schema import JudgmentRow
 from prefcap.prefs.simulate import simulate
-from prefcap.prefs.store import AlreadyJudged, JudgmentRow, NotFound, Store, StoreError
+from prefcap.prefs.store import AlreadyJudged, NotFound, Store, StoreError
 
 
 def test_answers_name_sides_and_the_store_maps_them_through_the_blind_layout(tmp_path, db):
@@ -181,7 +182,7 @@ def test_store_locations_and_missing_stores(tmp_path):
 def test_a_store_carries_its_schema_version_upgrades_older_and_refuses_newer(tmp_path, db):
     from sqlalchemy import text
 
-    from prefcap.prefs.store import SCHEMA_VERSION
+    from prefcap.prefs.schema import SCHEMA_VERSION
 
     store, _ = build_prefs_store(tmp_path, db=db, n_clips=3, annotators=("ann",))
 

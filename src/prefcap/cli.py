@@ -297,7 +297,7 @@ def _prefs(args: argparse.Namespace) -> None:
             raise PrefcapError(f"format {args.format!r} is export-only; import jsonl, label-studio or fense")
         if not args.file.is_file():
             raise PrefcapError(f"{args.file}: no such file")
-        from prefcap.prefs.store import store_file
+        from prefcap.prefs.schema import store_file
 
         database = store_file(args.db)
         existed = database is None or database.exists()  # (a server database always exists)

@@ -7,7 +7,7 @@ on gold or on kappa is clicking at random or has misread the guidelines.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from itertools import combinations
 from statistics import median
 
@@ -39,7 +39,7 @@ def cohen_kappa(first: list[str], second: list[str]) -> float | None:
     return None if np.isnan(value) else float(value)
 
 
-def agreement_report(rows: Iterable[dict]) -> dict:
+def agreement_report(rows: Iterable[Mapping]) -> dict:
     """Per-annotator and overall figures from `Store.judgment_rows()` (or its stream)."""
     by_pair: dict[int, dict[str, str]] = defaultdict(dict)
     per_annotator: dict[str, dict] = defaultdict(lambda: {"judgments": 0, "gold_items": 0, "gold_correct": 0,

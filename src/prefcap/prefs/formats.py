@@ -1,7 +1,7 @@
 """Preference data in other tools' formats: this project's JSONL, a Hugging Face table, Label Studio, FENSE.
 
 Exports read the store and write through `atomic_write`, so a crash never leaves half a file. Imports check the
-whole file before they write anything, then store its judgments in one `Store.import_judgments` transaction: a
+whole file before they write anything, then store its judgments in one `import_judgments` transaction: a
 malformed file imports nothing, and importing a file twice stores nothing twice.
 """
 
@@ -22,7 +22,8 @@ from pydantic import Field, model_validator
 from prefcap.data.records import Caption, Clip, Judgment, read_jsonl
 from prefcap.errors import PrefcapError
 from prefcap.io import atomic_write
-from prefcap.prefs.store import ImportedJudgment, NewPair, Store
+from prefcap.prefs.imports import ImportedJudgment, import_judgments
+from prefcap.prefs.store import NewPair, Store
 
 UNKNOWN_SYSTEM = "unknown"
 IMPORTED_DOMAIN = "imported"
@@ -66,7 +67,8 @@ class JudgmentLine(Judgment):
 
 def export_jsonl(store: Store, path: str | os.PathLike) -> int:
     """One line per verdict with its captions, systems and timing: the lossless exchange format between stores."""
-    return _write_json_lines(path, ({key: row[key] for key in JSONL_KEYS} for row in store.iter_judgment_rows()))
+    return _write_json_lines(path, ({**{key: row[key] for key in JSONL_KEYS}, "time": row["time"].isoformat()}
+                                    for row in store.iter_judgment_rows()))
 
 
 def import_jsonl(store: Store, path: str | os.PathLike, origin: str = "jsonl") -> dict[str, int]:
@@ -79,7 +81,7 @@ def import_jsonl(store: Store, path: str | os.PathLike, origin: str = "jsonl") -
             line.choice, line.annotator, seconds=line.seconds, time=_utc(line.time))
         for line in lines
     ]
-    return store.import_judgments(rows, origin)
+    return import_judgments(store, rows, origin)
 
 
 # ---- Hugging Face datasets ------------------------------------------------------------------------------
@@ -172,7 +174,7 @@ def import_label_studio(store: Store, path: str | os.PathLike, origin: str = "la
             rows.append(ImportedJudgment(pair, choice, _label_studio_annotator(annotation, where),
                                          seconds=_label_studio_seconds(annotation, where),
                                          time=_label_studio_time(annotation, where)))
-    return {**store.import_judgments(rows, origin), "skipped": skipped}
+    return {**import_judgments(store, rows, origin), "skipped": skipped}
 
 
 def _stored_systems(pair: dict | None, clip_id: str, text1: str, text2: str) -> tuple[str, str]:
@@ -272,7 +274,7 @@ def import_fense(store: Store, path: str | os.PathLike, origin: str = "fense") -
             pair = _pair(clip, caption_1, caption_2, f"fense-{key}", f"fense-{key}", origin=f"{origin}:{key}")
             rows += [ImportedJudgment(pair, FENSE_CHOICES[vote], f"fense-{k}") for k, vote in enumerate(votes, start=1)]
     return {"clips": len(clips), **stats,
-            **store.import_judgments(rows, origin, clips=clips.values(), references=references)}
+            **import_judgments(store, rows, origin, clips=clips.values(), references=references)}
 
 
 def _fense_clip_id(entry: dict, where: str) -> str:

@@ -11,7 +11,7 @@ Real judgments are messy. The rules here are the ones used everywhere in prefcap
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,7 +54,7 @@ def category_of(origin: str | None) -> str | None:
     return re.sub(r"_\d+$", "", origin.split(":", 1)[1])
 
 
-def pairs_from_rows(rows: Iterable[dict], include_gold: bool = False) -> list[PreferencePair]:
+def pairs_from_rows(rows: Iterable[Mapping], include_gold: bool = False) -> list[PreferencePair]:
     """Merge `Store.judgment_rows()` into one record per (clip, unordered caption pair), in first-seen order."""
     merged: dict[tuple[str, str, str], list] = {}
     for row in rows:
