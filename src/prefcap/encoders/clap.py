@@ -43,36 +43,39 @@ class ClapLogMel:
     The same steps as `transformers.audio_utils.spectrogram` with the extractor's settings: a periodic Hann
     window of `fft_window_size`, frames `hop_length` apart centred by reflect padding, power 2, the
     extractor's own filter bank (`mel_filters_slaney` for `rand_trunc`, the HTK `mel_filters` for `fusion`),
-    floored at 1e-10 and in dB (`power_to_db`, reference 1; the extractor passes no `top_db` to it). In float64
-    like the extractor (float32 where the device has no float64: MPS), returned as float32. A shorter window is
-    `repeatpad`ded as the extractor does (tiled whole, then zeros); `fusion` stacks the log-mel four times, as the
-    extractor does for audio that fits one window. A longer window is refused: the extractor would take a
-    random crop (`rand_trunc`) or random crops of the whole (`fusion`), and embeddings must be deterministic.
+    floored at 1e-10 and in dB (`power_to_db`, reference 1; the extractor passes no `top_db` to it), in float64
+    like the extractor and returned as float32. A shorter window is `repeatpad`ded as the extractor does (tiled
+    whole, then zeros); `fusion` stacks the log-mel four times, as the extractor does for audio that fits one
+    window. A longer window is refused: the extractor would take a random crop (`rand_trunc`) or random crops
+    of the whole (`fusion`), and embeddings must be deterministic.
     """
 
-    def __init__(self, extractor, truncation: str, device: torch.device | str = "cpu", group: int = 16):
+    def __init__(self, extractor, truncation: str, device: torch.device | str = "cpu", group: int | None = None):
         if truncation not in ("rand_trunc", "fusion"):
             raise PrefcapError(f"unknown CLAP truncation {truncation!r}; expected rand_trunc or fusion")
         self.device = torch.device(device)
-        self.dtype = torch.float32 if self.device.type == "mps" else torch.float64
+        # float64 as the extractor: in float32 the FFT's rounding reaches the deep valleys of tonal audio (0.5 dB
+        # measured on a chirp). A device without float64 (MPS) has the CPU compute and takes the result.
+        self.compute = torch.device("cpu") if self.device.type == "mps" else self.device
         self.n_fft, self.hop = int(extractor.fft_window_size), int(extractor.hop_length)
         self.length = int(extractor.nb_max_samples)
         self.copies = 4 if truncation == "fusion" else 1
         filters = extractor.mel_filters if truncation == "fusion" else extractor.mel_filters_slaney
-        self.filters = torch.from_numpy(np.asarray(filters).T.copy()).to(self.device, self.dtype)  # [mels, bins]
-        window = window_function(self.n_fft, "hann")
-        self.window = torch.from_numpy(window).to(self.device, self.dtype)
-        self.group = group  # windows per STFT: bounds the [group, bins, frames] complex buffer
+        self.filters = torch.from_numpy(np.asarray(filters).T.copy()).to(self.compute)  # [mels, bins] float64
+        self.window = torch.from_numpy(window_function(self.n_fft, "hann")).to(self.compute)  # float64
+        # windows per STFT call: on a CPU about half a million samples (one 10 s 48 kHz window), whose float64
+        # frames stay in cache -- twice as fast there as larger calls; on a GPU 16 such windows
+        budget = 1 << (19 if self.compute.type == "cpu" else 23)
+        self.group = group or max(1, budget // self.length)
 
     def __call__(self, windows: Sequence[np.ndarray]) -> torch.Tensor:
         """[n, 1 (4 for fusion), frames, mels] float32 on the device."""
         if not windows:
             raise ValueError("no audio windows to featurise")
         batch = torch.from_numpy(np.stack([self._repeatpad(np.asarray(w, dtype=np.float32)) for w in windows]))
-        batch = batch.to(self.device)  # float32 over the bus; widened on the device (exact, as np.float64 is)
-        out = torch.cat([self._log_mel(batch[i : i + self.group].to(self.dtype))
-                         for i in range(0, len(batch), self.group)])
-        return out.unsqueeze(1).expand(-1, self.copies, -1, -1).contiguous()
+        batch = batch.to(self.compute)  # float32 over the bus; widened there (exact, as the extractor's np.float64)
+        out = torch.cat([self._log_mel(batch[i : i + self.group].double()) for i in range(0, len(batch), self.group)])
+        return out.unsqueeze(1).expand(-1, self.copies, -1, -1).contiguous().to(self.device)
 
     def _repeatpad(self, waveform: np.ndarray) -> np.ndarray:
         if waveform.ndim != 1:
