@@ -4,8 +4,10 @@ import math
 
 import pytest
 
+from prefcap import text
 from prefcap.eval import metrics
-from prefcap.eval.metrics import compute_metrics, diversity_stats
+from prefcap.eval.metrics import compute_metrics
+from prefcap.text import diversity_stats
 
 REFS = {
     "c1": ["a dog barks while cars pass by on a busy street", "a dog is barking near a road with traffic"],
@@ -144,7 +146,7 @@ def test_truncated_endings(caption, truncated):
     "a loud and deep", "the rather faint", "rain falls on the heavy", "a man speaks over a distant, steady",
 ])
 def test_truncated_endings_a_listener_hears(caption):
-    assert metrics.has_truncated_ending(caption)
+    assert text.has_truncated_ending(caption)
     assert diversity_stats([caption])["truncated_ending_rate"] == 1.0
 
 
@@ -160,7 +162,7 @@ def test_truncated_endings_a_listener_hears(caption):
     "the wind blows a little", "a man turns on the light",
 ])
 def test_complete_endings_are_not_flagged(caption):
-    assert not metrics.has_truncated_ending(caption)
+    assert not text.has_truncated_ending(caption)
 
 
 def test_no_reference_caption_of_the_synthetic_corpus_ends_truncated():
@@ -173,7 +175,7 @@ def test_no_reference_caption_of_the_synthetic_corpus_ends_truncated():
     captions = [caption for domain in ("source", "target") for i in range(150)
                 for caption in reference_captions(sample_scene(rng, domain), seed=i)]
     assert len(captions) == 1500
-    assert [c for c in captions if metrics.has_truncated_ending(c)] == []
+    assert [c for c in captions if text.has_truncated_ending(c)] == []
 
 
 @pytest.mark.parametrize(("caption", "repetitive"), [
@@ -204,7 +206,7 @@ def test_diversity_needs_captions():
 
 
 def test_fluency_profile_counts_the_faults_a_listener_hears():
-    from prefcap.eval.metrics import FLUENCY_FEATURES, fluency_profile
+    from prefcap.text import FLUENCY_FEATURES, fluency_profile
 
     def profile(text):
         return dict(zip(FLUENCY_FEATURES, fluency_profile(text), strict=True))

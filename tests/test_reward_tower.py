@@ -9,9 +9,10 @@ import torch
 from safetensors.torch import load_file
 
 from prefcap.encoders.clap import ClapEncoder
+from prefcap.encoders.sentence import SentenceEncoder
 from prefcap.errors import PrefcapError
 from prefcap.reward.data import PreferencePair
-from prefcap.reward.features import SentenceEncoder, pair_features
+from prefcap.reward.features import pair_features
 from prefcap.reward.model import WEIGHTS_FILE, RewardConfig, RewardModel
 from prefcap.reward.recipes import fense_cross_validation
 from prefcap.reward.train import train_reward

@@ -23,7 +23,6 @@ from prefcap.captioners.sft import new_captioner
 from prefcap.data.records import Caption, read_captions, read_clips
 from prefcap.data.synth.corpus import SynthConfig, synthesize
 from prefcap.errors import PrefcapError
-from prefcap.eval.metrics import diversity_stats
 from prefcap.reward.model import RewardConfig, RewardModel
 from prefcap.rl import recipes
 from prefcap.rl.data import AudioOnlyClip, load_rl_audio
@@ -37,6 +36,7 @@ from prefcap.rl.trainer import (
     read_log,
     train_rl,
 )
+from prefcap.text import diversity_stats
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

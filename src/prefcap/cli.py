@@ -314,7 +314,7 @@ def _prefs(args: argparse.Namespace) -> None:
 def _text_encoder(name: str):
     """A CLAP (folder or hub id: audio and text) or, with the prefix 'sbert:', a sentence-transformers model."""
     if name.startswith("sbert:"):
-        from prefcap.reward.features import SentenceEncoder
+        from prefcap.encoders.sentence import SentenceEncoder
 
         return SentenceEncoder(name.removeprefix("sbert:"))
     from prefcap.encoders.clap import ClapEncoder

@@ -13,10 +13,11 @@ import torch
 
 from prefcap.data.records import Clip
 from prefcap.encoders.base import AudioTextEncoder
-from prefcap.eval.metrics import compute_metrics, diversity_stats
+from prefcap.eval.metrics import compute_metrics
 from prefcap.eval.pairwise import Judge, bradley_terry, clip_outcomes, summarise
 from prefcap.reward.features import fluency_features
 from prefcap.reward.model import RewardModel
+from prefcap.text import diversity_stats
 
 SYSTEM_FIELDS = ("cider_d", "sbert_sim", "rm_score", "clap_score", "repetition_rate", "truncated_ending_rate",
                  "distinct_2", "mean_words")

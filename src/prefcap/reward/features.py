@@ -18,9 +18,8 @@ import numpy as np
 import torch
 
 from prefcap.errors import PrefcapError
-from prefcap.eval.metrics import FLUENCY_FEATURES, fluency_profile, load_sbert
-from prefcap.io import loading
 from prefcap.reward.data import PreferencePair
+from prefcap.text import FLUENCY_FEATURES, fluency_profile
 
 N_FLUENCY = len(FLUENCY_FEATURES)
 
@@ -29,20 +28,6 @@ class TextEncoder(Protocol):
     id: str
 
     def embed_text(self, texts: Sequence[str]) -> torch.Tensor: ...
-
-
-class SentenceEncoder:
-    """A sentence-transformers model as a text encoder ("default": all-MiniLM-L6-v2, offline)."""
-
-    def __init__(self, name: str = "default"):
-        self.id = f"sentence-transformers:{name}"
-        with loading(f"sentence encoder {name!r}"):
-            self.model = load_sbert(name)
-
-    def embed_text(self, texts: Sequence[str]) -> torch.Tensor:
-        vectors = self.model.encode(list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
-                                     show_progress_bar=False)
-        return torch.from_numpy(vectors).float()
 
 
 @dataclass

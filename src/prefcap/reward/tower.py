@@ -117,7 +117,7 @@ class ClapTextTower(CaptionTower):
 
 def caption_tower(encoder: object, frozen_layers: int = 0) -> CaptionTower:
     """A fresh trainable copy of `encoder`'s text side."""
-    from prefcap.reward.features import SentenceEncoder
+    from prefcap.encoders.sentence import SentenceEncoder
 
     if isinstance(encoder, SentenceEncoder):
         return SentenceTower(copy.deepcopy(encoder.model), frozen_layers)

@@ -25,9 +25,9 @@ import torch
 
 from prefcap.encoders.base import AudioTextEncoder
 from prefcap.errors import PrefcapError
-from prefcap.eval.metrics import FILLER_WORDS, caption_words, has_truncated_ending
 from prefcap.reward.features import fluency_features
 from prefcap.reward.model import RewardModel
+from prefcap.text import FILLER_WORDS, caption_words, has_truncated_ending
 
 
 @dataclass(frozen=True)

@@ -62,11 +62,11 @@ from transformers import SchedulerType, get_scheduler
 
 from prefcap.captioners.base import Captioner, Decoding, save_captioner
 from prefcap.errors import PrefcapError
-from prefcap.eval.metrics import diversity_stats
 from prefcap.io import atomic_write
 from prefcap.rl.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from prefcap.rl.data import AudioOnlyClip
 from prefcap.rl.rewards import CaptionReward, RewardTerms
+from prefcap.text import diversity_stats
 
 ALGORITHMS = ("scst", "rloo", "grpo")
 LOSS_VERSION = 2  # bump when the RL objective changes: stage caches key on it
