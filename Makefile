@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(BIN)/prefcap demo --out runs/demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench experiments
+	$(BIN)/ruff check src tests bench experiments tools
 
 # pytest exits 5 when it collected no test: treat that as a failure, not a silent green.
 test: lint

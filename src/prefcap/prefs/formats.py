@@ -333,10 +333,13 @@ def _read_json(path: str | os.PathLike) -> Any:
         raise PrefcapError(f"{path}: not a JSON file ({error})") from None
 
 
+_LINE_ENCODER = json.JSONEncoder(ensure_ascii=False)  # one encoder: json.dumps with options builds one per call
+
+
 def _write_json_lines(path: str | os.PathLike, rows: Iterable[dict]) -> int:
     count = 0
     with atomic_write(path) as handle:
         for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            handle.write(_LINE_ENCODER.encode(row) + "\n")
             count += 1
     return count
