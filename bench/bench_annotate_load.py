@@ -13,11 +13,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from record import STORE_BACKENDS, record, store_target
+from record import STORE_BACKENDS, record, store_target  # also puts tests/ (the shared harnesses) on sys.path
 
+# isort: split
+from loadtest import run_clients, running_server
 from prefcap.data.records import Caption, Clip
 from prefcap.prefs.assign import AssignConfig, assign
-from prefcap.prefs.loadtest import run_clients, running_server
 from prefcap.prefs.store import NewPair, Store
 from prefcap.provenance import machine
 

@@ -38,6 +38,8 @@ def median_seconds(work: Callable[[], object], repeats: int, warmup: bool = Fals
 
 
 STORE_BACKENDS = ("sqlite", "postgres")
+# the test harnesses the benchmarks share with the tests (a throw-away PostgreSQL server, annotators over HTTP)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
 @contextlib.contextmanager
@@ -47,7 +49,6 @@ def store_target(backend: str, folder: Path) -> Iterator[str | Path]:
     if backend == "sqlite":
         yield folder / "prefs.sqlite"
         return
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     import postgres_cluster
 
     with postgres_cluster.throwaway_cluster() as server:

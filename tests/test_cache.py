@@ -130,19 +130,6 @@ def test_rows_follow_clip_order_with_mixed_hits_and_misses(tmp_path: Path, clips
     assert torch.equal(out, direct(encoder, order))
 
 
-def test_embed_waveforms_shares_keys_with_files(tmp_path: Path, clips: list[Clip]) -> None:
-    encoder = CountingEncoder()
-    cache = EmbeddingCache(tmp_path / "cache", encoder)
-    from_files = cache.embed_clips(clips[:2], progress=False)
-    waveforms = [load_audio(c.audio_path, SR) for c in clips[:3]]
-    out = cache.embed_waveforms(waveforms, SR)
-    assert (cache.hits, cache.misses) == (2, 3)
-    assert torch.equal(out[:2], from_files)
-    with pytest.raises(ValueError, match="mono"):
-        cache.embed_waveforms([np.zeros((2, 100), np.float32)], SR)
-    assert cache.embed_waveforms([], SR).shape == (0, 8)
-
-
 def flip(data: bytearray, at: int) -> None:
     data[at] ^= 0xFF
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from prefcap.data.records import Clip
-from prefcap.eval.pairwise import bradley_terry, compare, sign_test, wilson_interval
+from prefcap.eval.pairwise import bradley_terry, clip_outcomes, sign_test, summarise, wilson_interval
 
 
 def test_wilson_interval_and_sign_test_match_published_values():
@@ -29,7 +29,7 @@ def test_compare_counts_from_a_s_side_whatever_the_order_shown():
     def prefers_longer(clip, first, second):
         return "a" if len(first) > len(second) else "b"
 
-    result = compare(clips, a, b, prefers_longer, a="long", b="short", judge_name="toy")
+    result = summarise(clip_outcomes(clips, a, b, prefers_longer), a="long", b="short", judge_name="toy")
     assert (result["wins"], result["losses"], result["ties"], result["clips"]) == (199, 0, 1, 200)
     assert result["win_rate"] == 1.0
 
@@ -39,7 +39,7 @@ def test_compare_counts_from_a_s_side_whatever_the_order_shown():
         shown_first.append(first == a[clip.id])
         return "a"
 
-    blind = compare(clips, a, b, prefers_left, a="long", b="short", judge_name="toy", seed=3)
+    blind = summarise(clip_outcomes(clips, a, b, prefers_left, seed=3), a="long", b="short", judge_name="toy")
     assert 70 < sum(shown_first) < 130  # order randomised per clip
     assert blind["wins"] == sum(shown_first) and blind["losses"] == len(shown_first) - sum(shown_first)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import build_prefs_store
-from prefcap.prefs.loadtest import running_server
+from loadtest import running_server
 
 
 def _chromium() -> str:

@@ -4,7 +4,7 @@ import threading
 import time
 
 from conftest import build_prefs_store
-from prefcap.prefs.loadtest import run_clients, running_server
+from loadtest import run_clients, running_server
 from prefcap.prefs.store import Store
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from loadtest import annotate_over_http, free_port, running_server
 from prefcap.cli import main
-from prefcap.prefs.loadtest import annotate_over_http, free_port, running_server
 from prefcap.prefs.store import Store
 from tiny_models import save_tiny_clap, save_tiny_whisper
 

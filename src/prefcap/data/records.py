@@ -142,6 +142,3 @@ def write_clips(path: str | os.PathLike, clips: Iterable[Clip]) -> None:
 def read_captions(path: str | os.PathLike) -> list[Caption]:
     return read_jsonl(path, Caption)
 
-
-def read_judgments(path: str | os.PathLike) -> list[Judgment]:
-    return read_jsonl(path, Judgment)

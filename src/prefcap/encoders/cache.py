@@ -100,10 +100,6 @@ class EmbeddingCache:
         bar = tqdm(waveforms, total=len(clips), desc="embedding audio", unit="clip", disable=None if progress else True)
         return self._embed(bar, sr, batch_size)
 
-    def embed_waveforms(self, waveforms: Iterable[np.ndarray], sr: int, batch_size: int = 32) -> torch.Tensor:
-        """[n, dim] embeddings of in-memory mono waveforms at `sr`, cached like files with the same samples."""
-        return self._embed(waveforms, sr, batch_size)
-
     def _embed(self, waveforms: Iterable[np.ndarray], sr: int, batch_size: int) -> torch.Tensor:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")

@@ -53,12 +53,6 @@ def clip_outcomes(clips: Sequence[Clip], captions_a: Mapping[str, str], captions
     return outcomes
 
 
-def compare(clips: Sequence[Clip], captions_a: Mapping[str, str], captions_b: Mapping[str, str], judge: Judge, *,
-            a: str, b: str, judge_name: str, seed: int = 0) -> dict:
-    """One outcome per clip for system a against system b (DESIGN.md's `pairwise` record)."""
-    return summarise(clip_outcomes(clips, captions_a, captions_b, judge, seed), a=a, b=b, judge_name=judge_name)
-
-
 def summarise(outcomes: Sequence[Choice], *, a: str, b: str, judge_name: str) -> dict:
     """DESIGN.md's `pairwise` record from per-clip outcomes."""
     wins, losses, ties = outcomes.count("a"), outcomes.count("b"), outcomes.count("tie")

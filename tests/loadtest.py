@@ -1,4 +1,5 @@
-"""Drive a running annotation server with annotators over real HTTP: load tests and durability checks.
+"""Drive a running annotation server with annotators over real HTTP: load tests and durability checks (a test
+harness, shared with bench/bench_annotate_load.py; not part of the package).
 
 Each client logs in with its token, then repeats what the page does (GET /api/next, think, POST /api/answer)
 and records every request's latency and status, and which assignments the server acknowledged (2xx).
