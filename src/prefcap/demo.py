@@ -129,7 +129,7 @@ RL = {
     # algorithm, beta and learning_rate chosen on the target val clips by the training panel
     # (experiments/tune_on_val.py; docs/results.md lists each setting and the figure it was chosen by)
     "demo": RLConfig(max_steps=600, batch_size=8, num_generations=8, algorithm="grpo", learning_rate=5e-5, beta=0.5,
-                     clap_coef=3.0, min_words=11, repetition_penalty=2.0, eval_every=25, load_best_model_at_end=True,
+                     clap_coef=3.0, min_words=11, repetition_coef=2.0, eval_every=25, load_best_model_at_end=True,
                      clip_relative_coef=1.0),
 }
 RL_EVAL_CLIPS = {"tiny": 8, "demo": 100}
