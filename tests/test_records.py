@@ -85,6 +85,12 @@ def test_overrides_are_typed_and_unknown_keys_refused():
     assert apply_overrides(_Config(), ["limit=7"]).limit == 7
     with pytest.raises(PrefcapError, match="unknown config field 'nn'"):
         apply_overrides(_Config(), ["nn=3"])
+    # a renamed field's old name is refused with the new one named, whether it comes from a flag or a file
+    from prefcap.rl.trainer import RLConfig
+
+    with pytest.raises(PrefcapError, match="'repetition_penalty' is now 'repetition_coef'"):
+        apply_overrides(RLConfig(), ["repetition_penalty=2"])
+    assert apply_overrides(RLConfig(), ["repetition_coef=2"]).repetition_coef == 2.0
     with pytest.raises(PrefcapError, match="n='three'"):
         apply_overrides(_Config(), ["n=three"])
     with pytest.raises(PrefcapError, match="key=value"):

@@ -402,8 +402,8 @@ def _eval(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
-    from prefcap.demo import summary_table
     from prefcap.eval.report import write_report
+    from prefcap.eval.tables import summary_table
 
     path = write_report(args.folder, args.out)
     print(summary_table(json.loads((args.folder / "results.json").read_text())))
@@ -694,7 +694,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=SEED, default=0, help="the (first) seed")
     demo.add_argument("--seeds", type=int, default=1,
                       help="run N seeds (--seed, --seed + 1, ...) in OUT/seed-S and report mean ± sd in OUT/seeds.json")
-    demo.add_argument("--size", choices=("tiny", "demo"), default="demo")
+    sizing = demo.add_mutually_exclusive_group()
+    sizing.add_argument("--size", choices=("tiny", "demo"), default="demo",
+                        help="the settings in src/prefcap/demo/sizes/SIZE.yaml")
+    sizing.add_argument("--config", dest="size", metavar="FILE", default=argparse.SUPPRESS,
+                        help="a demo recipe of the same shape as those files: every setting of the run")
     demo.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                       help="where every stage runs: auto takes a GPU when torch sees one; cuda without one is an "
                            "error. The device is not part of any stage's key: stages built elsewhere are kept")

@@ -65,6 +65,13 @@ def _structured(value: Any, kind: Any, key: str) -> Any:
     return value
 
 
+# Fields renamed because the old name meant something else elsewhere: the old name is refused, naming the new one.
+RENAMED_FIELDS = {
+    # transformers' generate and TRL use repetition_penalty for a logit factor; here it is a reward subtraction
+    "repetition_penalty": "repetition_coef",
+}
+
+
 def apply_overrides(config: ConfigT, overrides: list[str]) -> ConfigT:
     """Return a copy of `config` with each `key=value` applied; unknown keys are an error, not a typo ignored."""
     hints = typing.get_type_hints(type(config))
@@ -74,6 +81,9 @@ def apply_overrides(config: ConfigT, overrides: list[str]) -> ConfigT:
         key, sep, value = item.partition("=")
         if not sep:
             raise PrefcapError(f"expected key=value, got {item!r}")
+        if key in RENAMED_FIELDS and key not in names and RENAMED_FIELDS[key] in names:
+            raise PrefcapError(f"config field {key!r} is now {RENAMED_FIELDS[key]!r} (the same meaning, a name that "
+                               f"does not clash with transformers' and TRL's {key}): use {RENAMED_FIELDS[key]}=...")
         if key not in names:
             raise PrefcapError(f"unknown config field {key!r}; fields are: {', '.join(sorted(names))}")
         changes[key] = _convert(value, hints[key], key)

@@ -9,7 +9,7 @@
           - uncertainty_coef * std over ensemble heads  distrust captions the reward model is unsure about
                                                         (within the clip's group: see RewardModel.rewards)
           + clap_coef * cos(audio, caption)             optional CLAP audio–text agreement
-          - repetition_penalty * repeated n-grams       "a dog barks while a dog growls"
+          - repetition_coef * repeated n-grams          "a dog barks while a dog growls"
           - truncation_penalty * [bad or missing end]   "... followed by", or no end-of-sequence token
           - length_penalty * words outside [min_words, max_words]
 
@@ -36,7 +36,7 @@ class RewardTerms:
     clip_relative_coef: float = 0.0  # λ: subtract λ × the caption's mean reward-model score over other clips
     clip_relative_clips: int = 16  # how many other clips that mean is taken over
     clap_coef: float = 0.0
-    repetition_penalty: float = 1.0  # per word n-gram that already occurred in the caption
+    repetition_coef: float = 1.0  # per word n-gram that already occurred in the caption
     repetition_ngram: int = 1  # 1: content words (filler words such as "a", "is", "heard" may repeat)
     truncation_penalty: float = 1.0  # a dangling last word or no end-of-sequence within max_new_tokens
     min_words: int = 3
@@ -113,6 +113,6 @@ class CaptionReward:
         }
         total = (terms["rm"] - t.clip_relative_coef * terms["caption_prior"] - t.uncertainty_coef * terms["uncertainty"]
                  + t.clap_coef * terms["clap"]
-                 - t.repetition_penalty * terms["repeated_ngrams"] - t.truncation_penalty * terms["bad_ending"]
+                 - t.repetition_coef * terms["repeated_ngrams"] - t.truncation_penalty * terms["bad_ending"]
                  - t.length_penalty * terms["words_out_of_bounds"])
         return total, terms

@@ -1,0 +1,123 @@
+"""The demo's evaluation stages: the baseline on held-out source and target clips, and every system on the
+held-out target test clips (beside `prefcap eval`'s eval/run.py: this one also scores each round's policy and
+the sounds each system names, with both simulated panels)."""
+
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from prefcap.captioners.base import Decoding
+from prefcap.captioners.infer import caption_clips
+from prefcap.captioners.load import load_captioner
+from prefcap.data.records import read_captions, read_clips, write_jsonl
+from prefcap.data.synth import panels
+from prefcap.data.synth.agreement import pairwise_agreement
+from prefcap.data.synth.independence import (
+    events_named,
+    exploit_rates,
+    panel_independence,
+    rare_classes,
+    system_output_pairs,
+)
+from prefcap.encoders.cache import EmbeddingCache
+from prefcap.encoders.clap import ClapEncoder
+from prefcap.eval.metrics import compute_metrics
+from prefcap.eval.pairwise import clip_outcomes, summarise
+from prefcap.eval.systems import compare_systems, system_scores
+from prefcap.reward.model import RewardModel
+
+# the systems the demo compares on the held-out target test clips, and which pairs the panels judge
+# (rlhf: the policy of the round the select stage chose on `val`; rl/ is round 1's)
+SYSTEMS = {"baseline": "captioner-baseline", "rlhf": "rl/captioner", "supervised": "supervised/captioner",
+           "dpo": "dpo/captioner"}
+
+
+# an event class is rare when fewer than this share of `source` clips hold it (what the baseline learnt from)
+RARE_SHARE = 0.05
+COMPARISONS = (("rlhf", "baseline"), ("rlhf", "supervised"), ("supervised", "baseline"), ("dpo", "baseline"),
+               ("rlhf", "dpo"))
+
+
+def evaluate_baseline(out: Path, tmp: Path, seed: int, progress: bool, device: str) -> None:
+    """The baseline on held-out source and target clips: caption metrics, how the simulated annotators rate
+    its captions against target references, and how much they agree on pairs of its own sampled captions."""
+    captioner = load_captioner(out / "captioner-baseline", device=device)
+    metrics: dict = {}
+    judges = {name: panels.build(name, seed) for name in panels.PANELS}
+    rng = np.random.default_rng(seed)
+    for domain in ("source", "target"):
+        folder = out / "data" / domain
+        test = [c for c in read_clips(folder / "clips.jsonl") if c.split == "test"]
+        references: dict[str, list[str]] = {}
+        for caption in read_captions(folder / "captions.jsonl"):
+            references.setdefault(caption.clip_id, []).append(caption.text)
+        captions, _ = caption_clips(captioner, test, "baseline", decoding=Decoding(mode="greedy"), progress=progress)
+        write_jsonl(tmp / f"captions-{domain}-test.jsonl", captions)
+        greedy = [caption.text for caption in captions]
+        scores = compute_metrics({c.id: t for c, t in zip(test, greedy, strict=True)},
+                                 {c.id: references[c.id] for c in test}, spice=False)
+        # a reference vs the baseline's caption, judged by each panel's majority (ties reported, not counted)
+        verdicts = {}
+        for name, panel in judges.items():
+            outcomes = [panel.majority(clip, references[clip.id][int(rng.integers(5))], caption)
+                        for clip, caption in zip(test, greedy, strict=True)]
+            wins, losses = outcomes.count("a"), outcomes.count("b")
+            verdicts[name] = {"reference_wins": wins, "baseline_wins": losses, "ties": outcomes.count("tie"),
+                              "reference_win_rate": wins / max(1, wins + losses)}
+        metrics[domain] = {"clips": len(test), "metrics": scores, "reference_vs_baseline": verdicts}
+        if domain == "target":
+            sampled, _ = caption_clips(captioner, test, "baseline", n=2, progress=progress,
+                                       decoding=Decoding(mode="sample", temperature=1.0))
+            pairs = [(clip, sampled[2 * k].text, sampled[2 * k + 1].text) for k, clip in enumerate(test)
+                     if sampled[2 * k].text != sampled[2 * k + 1].text]
+            metrics["annotator_agreement_on_baseline_samples"] = {
+                "pairs": len(pairs), **{name: pairwise_agreement(p.annotators, pairs) for name, p in judges.items()}}
+    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+
+
+def evaluate_demo_systems(out: Path, tmp: Path, systems: dict[str, str], rounds: dict[str, str], reward_dir: Path,
+                          seed: int, progress: bool, device: str) -> None:
+    """Every system's greedy captions of the held-out target test clips: metrics against the target references
+    (never seen by RL), reward (the last round's model) and CLAP scores, blind pairwise verdicts of both simulated
+    panels — the evaluation panel decides; the training panel is shown beside it — and the share of each clip's
+    sounds each system names (rare and common classes apart). Each round's policy is judged against the baseline
+    by the evaluation panel once, here, for the record: nothing is chosen by it."""
+    clips = [c for c in read_clips(out / "data" / "target" / "clips.jsonl") if c.split == "test"]
+    references: dict[str, list[str]] = {}
+    for caption in read_captions(out / "data" / "target" / "captions.jsonl"):
+        references.setdefault(caption.clip_id, []).append(caption.text)
+    encoder = ClapEncoder.from_pretrained(out / "encoder", device=device)
+    audio = EmbeddingCache(out / "cache", encoder).embed_clips(clips, progress=False)
+    reward = RewardModel.load(reward_dir, encoder=encoder)
+    captions: dict[str, dict[str, str]] = {}
+    scores = {}
+    for name, folder in {**systems, **rounds}.items():
+        written, _ = caption_clips(load_captioner(out / folder, device=device), clips, name,
+                                   decoding=Decoding(mode="greedy"), progress=progress)
+        write_jsonl(tmp / f"captions-{name}.jsonl", written)
+        captions[name] = {c.clip_id: c.text for c in written}
+        if name in systems:
+            scores[name] = system_scores(clips, captions[name], references, encoder, audio, reward)
+    outputs = {name: captions[name] for name in systems}
+    built = {name: panels.build(name, seed) for name in ("eval", "train")}
+    pairwise, ranking = compare_systems(clips, outputs, COMPARISONS, {n: p.majority for n, p in built.items()},
+                                        seed=seed)
+    per_round = [summarise(clip_outcomes(clips, captions[name], captions["baseline"], built["eval"].majority, seed),
+                           a=name, b="baseline", judge_name="eval") for name in rounds]
+    judges = {"system_outputs": panel_independence(built["train"], built["eval"],
+                                                   system_output_pairs(clips, outputs, COMPARISONS), examples=5),
+              "exploit_rates": {name: exploit_rates(clips, texts) for name, texts in outputs.items()}}
+    source = read_clips(out / "data" / "source" / "clips.jsonl")
+    rare = rare_classes(source, RARE_SHARE)
+    named = {name: events_named(clips, texts, rare) for name, texts in outputs.items()}
+    named["references"] = events_named(clips, {c.id: references[c.id][0] for c in clips}, rare)
+    (tmp / "metrics.json").write_text(json.dumps(
+        {"clips": len(clips), "systems": scores, "pairwise": pairwise, "ranking": ranking, "judges": judges,
+         "rounds": per_round, "events_named": {"rare_classes": sorted(rare), "rare_share": RARE_SHARE,
+                                               "systems": named}}, indent=2))
+
+
