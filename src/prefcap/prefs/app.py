@@ -57,7 +57,10 @@ def _security_headers(response) -> None:
 
 
 def create_app(store: Store, guidelines: str | Path | None = None, secure_cookies: bool = False) -> FastAPI:
-    """The app over one store. `guidelines` is a Markdown file (default: the packaged general guidelines)."""
+    """The app over one store. `guidelines` is a Markdown file (default: the packaged general guidelines).
+
+    Long on purpose: FastAPI routes are closures over this store and its settings, one short function each, and
+    reading them in one place shows every endpoint and who may call it."""
     guidelines_text = (Path(guidelines) if guidelines else DEFAULT_GUIDELINES).read_text(encoding="utf-8")
     # html=False: Markdown only, so a guidelines file cannot inject script into the page
     guidelines_html = MarkdownIt("commonmark", {"html": False}).render(guidelines_text)

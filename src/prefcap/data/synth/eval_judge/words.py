@@ -195,7 +195,10 @@ def _acts_as_verb(words: list[Word], i: int, plural_subject: bool) -> bool:
 
 
 def classify(words: list[Word]) -> None:
-    """Give every word a role; multi-word sources are marked on their first word (the rest become 'part')."""
+    """Give every word a role; multi-word sources are marked on their first word (the rest become 'part').
+
+    One left-to-right pass on purpose: a word's role depends on the noun phrase open before it, so the rules share
+    that state and read in the order a listener hears the caption."""
     i = 0
     noun_phrase_end: int | None = None  # index of the last source/agent noun seen in the current phrase
     plural = False
