@@ -22,14 +22,14 @@ LAYERS = [
     {"demo"},
     {"cli"},
 ]
-SUBPACKAGES = {name for layer in LAYERS for name in layer} - {"base", "cli"}
+SUBPACKAGES = {name for layer in LAYERS for name in layer} - {"base"}  # demo and cli are packages too
 
 
 def layer_of(module: str) -> int:
     """prefcap.rl.trainer -> the rl layer; a top-level module that is not a stage (prefcap.io) is base."""
     parts = module.split(".")
     name = parts[1] if len(parts) > 1 else "base"
-    if name not in SUBPACKAGES | {"cli"}:
+    if name not in SUBPACKAGES:
         name = "base"
     return next(k for k, layer in enumerate(LAYERS) if name in layer)
 

@@ -4,7 +4,16 @@ from dataclasses import dataclass
 import pytest
 
 from prefcap.config import apply_overrides, file_overrides
-from prefcap.data.records import Caption, Clip, Judgment, read_clips, read_jsonl, write_clips, write_jsonl
+from prefcap.data.records import (
+    Caption,
+    Clip,
+    Judgment,
+    read_clips,
+    read_jsonl,
+    references_by_clip,
+    write_clips,
+    write_jsonl,
+)
 from prefcap.errors import ManifestError, PrefcapError
 from prefcap.io import atomic_write
 
@@ -136,3 +145,10 @@ def test_recipe_file_sections_are_typed_overrides_and_the_command_line_wins(tmp_
         file_overrides(recipe, "rl")
     with pytest.raises(PrefcapError, match="missing.yaml"):
         file_overrides(tmp_path / "missing.yaml", "rl")
+
+
+def test_references_by_clip_groups_reference_texts_in_order():
+    captions = [Caption(clip_id=clip, text=text, source=source) for clip, text, source in
+                [("a", "one", "reference"), ("b", "x", "sys"), ("a", "two", "reference"), ("b", "y", "reference")]]
+    assert references_by_clip(captions) == {"a": ["one", "two"], "b": ["y"]}
+    assert references_by_clip(captions, source=None) == {"a": ["one", "two"], "b": ["x", "y"]}

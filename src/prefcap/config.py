@@ -115,3 +115,41 @@ def file_overrides(path: str | Path, section: str) -> list[str]:
     if not isinstance(fields, dict):
         raise PrefcapError(f"config file {path}: section {section!r} must map config fields to values")
     return [f"{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in fields.items()]
+
+
+def format_default(value: Any) -> str:
+    """A field's default as it would be written in `key=value`: a string bare, a tuple or dataclass as JSON."""
+    if value is dataclasses.MISSING:
+        return "required"
+    if value is None or isinstance(value, bool | int | float):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    return json.dumps(_jsonable(value))
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def field_help(field: dataclasses.Field) -> str:
+    """A config field's one-line help (its `metadata={"help": ...}`); empty when it has none."""
+    return str(field.metadata.get("help", ""))
+
+
+def describe_fields(config_class: type, heading: str | None = None) -> str:
+    """Every field of a dataclass config, one entry each: `name (type, default DEFAULT)` and its help on the next
+    line, for a command's `--help` epilog (with argparse.RawDescriptionHelpFormatter)."""
+    lines = [heading or f"{config_class.__name__} fields (key=value):"]
+    for field in dataclasses.fields(config_class):
+        kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
+        lines.append(f"  {field.name} ({kind}, default {format_default(field.default)})")
+        if field_help(field):
+            lines.append(f"      {field_help(field)}")
+    return "\n".join(lines)

@@ -13,7 +13,7 @@ import os
 import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -37,11 +37,11 @@ DECODING_MODES: tuple[str, ...] = get_args(DecodingMode)
 class Decoding:
     """How to decode. For RL sampling use mode="sample" with top_p=1.0 (plain temperature sampling)."""
 
-    mode: DecodingMode = "greedy"
-    num_beams: int = 4
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 32
+    mode: DecodingMode = field(default="greedy", metadata={"help": "greedy, beam or sample"})
+    num_beams: int = field(default=4, metadata={"help": "beams of beam search"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass (1.0: plain temperature sampling)"})
+    max_new_tokens: int = field(default=32, metadata={"help": "longest caption, in tokens"})
 
     def __post_init__(self) -> None:
         if self.mode not in DECODING_MODES:

@@ -25,6 +25,16 @@ BACKENDS: dict[str, Callable[..., Captioner]] = {
 _HUB_ID = re.compile(r"^\w[\w.-]*(/\w[\w.-]*)?$")
 
 
+def check_captioner(path_or_id: str | Path) -> None:
+    """Refuse, before anything is loaded, what `load_captioner` would refuse without loading: a file, or a path that
+    does not exist and is not shaped like a hub id."""
+    path = Path(path_or_id)
+    if path.exists() and not path.is_dir():
+        raise PrefcapError(f"{path}: a file, not a captioner folder")
+    if not path.exists() and not _HUB_ID.match(str(path_or_id)):
+        raise PrefcapError(f"{path}: no such captioner folder")
+
+
 def load_captioner(path_or_id: str | Path, device: str | torch.device | None = None) -> Captioner:
     """A captioner from a folder written by any backend's `save`, or a speech-seq2seq model's folder or hub id."""
     path = Path(path_or_id)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -32,7 +32,7 @@ from transformers import get_cosine_schedule_with_warmup
 from prefcap.captioners.audio_bart import AudioBartCaptioner
 from prefcap.captioners.base import check_captioner_destination, save_captioner
 from prefcap.data.audio import load_audio
-from prefcap.data.records import Caption, Clip
+from prefcap.data.records import Caption, Clip, references_by_clip
 from prefcap.early_stopping import BestWeights
 from prefcap.errors import PrefcapError
 from prefcap.tokenizer import train_tokenizer
@@ -45,19 +45,23 @@ class SFTConfig:
     """Names as in TRL / transformers' TrainingArguments where there is one. `max_steps`, when set, replaces
     `num_train_epochs`: exactly that many optimizer steps (early stopping can still end it sooner)."""
 
-    learning_rate: float = 1e-3  # from scratch; use less to fine-tune a trained captioner
-    batch_size: int = 32
-    num_train_epochs: int = 6
-    max_steps: int | None = None
-    warmup_ratio: float = 0.05
-    weight_decay: float = 0.01
-    label_smoothing: float = 0.1
-    word_dropout: float = 0.3  # share of decoder input tokens replaced (see captioners.base.drop_words)
-    max_grad_norm: float = 1.0
-    eval_every: int = 100  # optimizer steps between validations
-    patience: int | None = 3  # validations without a new best before stopping; None: never stop early
-    mixed_precision: str = "no"  # "no", "bf16" or "fp16", passed to accelerate
-    seed: int = 0
+    learning_rate: float = field(default=1e-3, metadata={
+        "help": "peak learning rate, for training from scratch; use less to fine-tune a trained captioner"})
+    batch_size: int = field(default=32, metadata={"help": "clips per step"})
+    num_train_epochs: int = field(default=6, metadata={"help": "passes over the training clips"})
+    max_steps: int | None = field(default=None, metadata={
+        "help": "when set, exactly this many optimizer steps instead of num_train_epochs"})
+    warmup_ratio: float = field(default=0.05, metadata={"help": "share of the steps with linear learning-rate warmup"})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
+    label_smoothing: float = field(default=0.1, metadata={"help": "label smoothing of the cross-entropy"})
+    word_dropout: float = field(default=0.3, metadata={
+        "help": "share of decoder input tokens replaced (see captioners.base.drop_words)"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm"})
+    eval_every: int = field(default=100, metadata={"help": "optimizer steps between validations"})
+    patience: int | None = field(default=3, metadata={
+        "help": "validations without a new best before stopping; None: never stop early"})
+    mixed_precision: str = field(default="no", metadata={"help": "no, bf16 or fp16, passed to accelerate"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
 
     def __post_init__(self) -> None:
         if self.mixed_precision not in ("no", "bf16", "fp16"):
@@ -174,10 +178,7 @@ def train_captioner(captioner: SupportsSFT, train_clips: Sequence[Clip], train_c
 
 def _captioned(clips: Sequence[Clip], captions: Sequence[Caption], what: str) -> list[tuple[Clip, list[str]]]:
     """Each clip with audio and at least one reference, with its references."""
-    references: dict[str, list[str]] = {}
-    for caption in captions:
-        if caption.source == "reference":
-            references.setdefault(caption.clip_id, []).append(caption.text)
+    references = references_by_clip(captions)
     pairs = [(clip, references[clip.id]) for clip in clips if clip.audio_path and clip.id in references]
     if not pairs:
         raise PrefcapError(f"no {what} clips with audio and reference captions")

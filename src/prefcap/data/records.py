@@ -142,3 +142,11 @@ def write_clips(path: str | os.PathLike, clips: Iterable[Clip]) -> None:
 def read_captions(path: str | os.PathLike) -> list[Caption]:
     return read_jsonl(path, Caption)
 
+
+def references_by_clip(captions: Iterable[Caption], source: str | None = "reference") -> dict[str, list[str]]:
+    """Each clip's caption texts, in order: those whose source is `source` (None: every caption)."""
+    references: dict[str, list[str]] = {}
+    for caption in captions:
+        if source is None or caption.source == source:
+            references.setdefault(caption.clip_id, []).append(caption.text)
+    return references

@@ -11,7 +11,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from tqdm import tqdm
 from transformers import ClapFeatureExtractor, get_cosine_schedule_with_warmup
 
 from prefcap.data.audio import load_audio
-from prefcap.data.records import Caption, Clip
+from prefcap.data.records import Caption, Clip, references_by_clip
 from prefcap.data.synth.agreement import FALSE_FAULTS, false_caption
 from prefcap.data.synth.grammar import keyword_caption
 from prefcap.data.synth.lexicon import CLASS_NAMES
@@ -33,30 +33,35 @@ from prefcap.tokenizer import train_tokenizer
 
 @dataclass(frozen=True)
 class EncoderTrainConfig:
-    epochs: int = 20
-    batch_size: int = 64
-    learning_rate: float = 2e-3
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.05
-    seed: int = 0
-    sample_rate: int = 16_000
-    window_seconds: float = 5.0
-    hop_length: int = 320  # 20 ms frames: 251 frames per 5 s window
-    n_mels: int = 64
-    audio_channels: tuple[int, ...] = (128, 256, 256, 256)
-    text_hidden: int = 128
-    text_layers: int = 2
-    vocab_size: int = 1000
-    max_text_tokens: int = 64
-    projection_dim: int = 512  # LAION CLAP's
-    event_head: bool = True  # auxiliary multi-label event loss on synthetic clips (their labels are known)
-    event_loss_weight: float = 3.0
-    keyword_prob: float = 0.5  # share of synthetic clips paired with a label caption instead of a reference
+    epochs: int = field(default=20, metadata={"help": "passes over the training clips"})
+    batch_size: int = field(default=64, metadata={"help": "clips per step"})
+    learning_rate: float = field(default=2e-3, metadata={"help": "peak learning rate"})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
+    warmup_ratio: float = field(default=0.05, metadata={"help": "share of the steps with linear learning-rate warmup"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    sample_rate: int = field(default=16_000, metadata={"help": "audio sample rate (Hz) of the feature extractor"})
+    window_seconds: float = field(default=5.0, metadata={"help": "audio window length in seconds"})
+    hop_length: int = field(default=320, metadata={"help": "mel hop in samples (20 ms frames: 251 per 5 s window)"})
+    n_mels: int = field(default=64, metadata={"help": "mel bands"})
+    audio_channels: tuple[int, ...] = field(default=(128, 256, 256, 256), metadata={
+        "help": "channels of the audio CNN's blocks (JSON list)"})
+    text_hidden: int = field(default=128, metadata={"help": "width of the text transformer"})
+    text_layers: int = field(default=2, metadata={"help": "layers of the text transformer"})
+    vocab_size: int = field(default=1000, metadata={"help": "size of the trained tokenizer's vocabulary"})
+    max_text_tokens: int = field(default=64, metadata={"help": "longest caption, in tokens"})
+    projection_dim: int = field(default=512, metadata={"help": "shared embedding size (LAION CLAP's)"})
+    event_head: bool = field(default=True, metadata={
+        "help": "auxiliary multi-label event loss on synthetic clips (their labels are known)"})
+    event_loss_weight: float = field(default=3.0, metadata={"help": "weight of that event loss"})
+    keyword_prob: float = field(default=0.5, metadata={
+        "help": "share of synthetic clips paired with a label caption instead of a reference"})
     # per synthetic clip in a batch, one fluent caption that is false of it (an event swapped or added, an
     # attribute flipped) joins the batch as a negative: the embedding must tell "what is said" apart, not only
     # "what it is about" -- what a reward model built on it needs
-    hard_negatives: bool = True
-    hard_negative_faults: tuple[str, ...] = ("swap", "add", "attribute")
+    hard_negatives: bool = field(default=True, metadata={
+        "help": "add, per synthetic clip, a fluent caption that is false of it as a negative"})
+    hard_negative_faults: tuple[str, ...] = field(default=("swap", "add", "attribute"), metadata={
+        "help": "the faults that make those captions false (JSON list of swap, add, attribute)"})
 
     def __post_init__(self) -> None:
         if min(self.epochs, self.batch_size, self.vocab_size, self.max_text_tokens, self.projection_dim) < 1:
@@ -124,9 +129,7 @@ def train_encoder(clips: Sequence[Clip], captions: Sequence[Caption], out_dir: s
                   device: str = "cpu") -> ClapEncoder:
     """Train on (clip, one of its references) pairs; a new reference is drawn for each clip every epoch, on
     `device` ("cpu" or "cuda")."""
-    references: dict[str, list[str]] = {}
-    for caption in captions:
-        references.setdefault(caption.clip_id, []).append(caption.text)
+    references = references_by_clip(captions, source=None)
     clips = [c for c in clips if c.id in references and c.audio_path]
     if len(clips) < config.batch_size:
         raise PrefcapError(f"encoder training needs at least {config.batch_size} captioned clips, got {len(clips)}")

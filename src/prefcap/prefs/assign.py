@@ -5,7 +5,7 @@ Assignment is incremental: run it again after adding pairs or annotators and it 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -15,9 +15,11 @@ from prefcap.prefs.store import Annotator, Store
 
 @dataclass(frozen=True)
 class AssignConfig:
-    overlap: int = 3  # judgments per pair, so agreement between annotators can be measured
-    gold_share: float = 0.0  # share of each annotator's queue taken by gold (known-answer) items
-    seed: int = 0
+    overlap: int = field(default=3, metadata={
+        "help": "judgments per pair, so agreement between annotators can be measured"})
+    gold_share: float = field(default=0.0, metadata={
+        "help": "share of each annotator's queue taken by gold (known-answer) items"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
 
 
 def plan_assignments(pairs: dict[int, set[int]], gold_pairs: list[int], annotators: list[int],

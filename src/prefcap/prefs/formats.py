@@ -277,6 +277,31 @@ def import_fense(store: Store, path: str | os.PathLike, origin: str = "fense") -
             **import_judgments(store, rows, origin, clips=clips.values(), references=references)}
 
 
+IMPORTERS = {"jsonl": import_jsonl, "label-studio": import_label_studio, "fense": import_fense}
+EXPORTERS = {"jsonl": export_jsonl, "hf": export_hf, "label-studio": export_label_studio}
+
+
+def import_file(target: str | Path, path: str | os.PathLike, format: str) -> dict[str, int]:
+    """Import `path` (in `format`: a key of IMPORTERS) into the store at `target` (a run folder, database file or
+    URL), creating it when needed; a first import that fails leaves no empty store behind."""
+    reader = IMPORTERS.get(format)
+    if reader is None:
+        raise PrefcapError(f"format {format!r} is export-only; import {', '.join(IMPORTERS)}")
+    if not Path(path).is_file():
+        raise PrefcapError(f"{path}: no such file")
+    from prefcap.prefs.schema import store_file
+
+    database = store_file(target)
+    existed = database is None or database.exists()  # (a server database always exists)
+    store = Store.at(target, create=True)
+    try:
+        return reader(store, path)
+    except PrefcapError:
+        if not existed:  # a first import that fails leaves no empty store behind
+            store.delete()
+        raise
+
+
 def _fense_clip_id(entry: dict, where: str) -> str:
     key = "raw_name" if entry.get("raw_name") is not None or "audio_id" not in entry else "audio_id"
     name = entry.get(key)

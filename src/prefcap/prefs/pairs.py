@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -50,15 +50,20 @@ _EPS = 1e-6
 
 @dataclass(frozen=True)
 class PairsConfig:
-    num_pairs: int  # N, the budget of pairs
-    num_clips: int | None = None  # M, clips drawn from those given (None: all of them)
-    strategy: str = "random"
-    decodings: tuple[Decoding, ...] = DEFAULT_DECODINGS
-    samples_per_decoding: int = 2  # captions per clip of a sampled decoding (beam: at most num_beams; greedy: 1)
-    include_references: bool = False  # references become candidates too (system "reference")
-    seed: int = 0
-    batch_size: int = 32
-    contrast_fraction: float = 0.0  # share of the N pairs that set a candidate against a damaged copy of itself
+    num_pairs: int = field(metadata={"help": "N, the budget of pairs"})
+    num_clips: int | None = field(default=None, metadata={
+        "help": "M, clips drawn from those given (None: all of them)"})
+    strategy: str = field(default="random", metadata={"help": "how pairs are chosen: " + ", ".join(STRATEGIES)})
+    decodings: tuple[Decoding, ...] = field(default=DEFAULT_DECODINGS, metadata={
+        "help": 'how candidates are decoded, a JSON list of Decoding objects, e.g. [{"mode": "beam"}]'})
+    samples_per_decoding: int = field(default=2, metadata={
+        "help": "captions per clip of a sampled decoding (beam: at most num_beams; greedy: 1)"})
+    include_references: bool = field(default=False, metadata={
+        "help": "references become candidates too (system 'reference')"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    batch_size: int = field(default=32, metadata={"help": "clips captioned per batch"})
+    contrast_fraction: float = field(default=0.0, metadata={
+        "help": "share of the N pairs that set a candidate against a damaged copy of itself"})
 
     def __post_init__(self) -> None:
         if not 0 <= self.contrast_fraction < 1:

@@ -35,25 +35,33 @@ WEIGHTS_FILE = "model.safetensors"
 
 @dataclass(frozen=True)
 class RewardConfig:
-    head: str = "mlp"  # "mlp": [clip; caption] (the paper); "interaction": [c; t; c*t; |c-t|]
-    hidden: tuple[int, ...] = (512, 128)
-    dropout: float = 0.1
-    fluency_features: bool = False  # add repetition / truncated ending / length to the head's input
-    ensemble: int = 1  # k heads; k > 1 gives an uncertainty
-    bootstrap: bool = True  # each ensemble head trains on a bootstrap resample of the pairs
-    target: str = "soft"  # "soft": vote shares; "majority": sign of the vote sum
-    ties: str = "half"  # "half": a tie is a 0.5 target; "drop": left out
-    l2: float = 1e-4  # λ of the L2 penalty on the weights
-    center_rewards_coefficient: float = 0.01  # μ: keeps rewards near 0 on the data (as TRL's RewardConfig)
-    learning_rate: float = 1e-3
-    batch_size: int = 64
-    epochs: int = 60
-    val_fraction: float = 0.1  # clip-grouped share of the training pairs for early stopping (0: none)
-    patience: int = 10  # epochs without a better validation loss before stopping
-    seed: int = 0
-    text_encoder: str = "frozen"  # "frozen": the encoder's caption embedding (the paper); "fine-tune": train a copy
-    text_learning_rate: float = 2e-5  # Adam step of the fine-tuned text side (the head keeps learning_rate)
-    frozen_layers: int = 0  # with "fine-tune": keep the embeddings and this many lowest layers frozen
+    head: str = field(default="mlp", metadata={
+        "help": "mlp: [clip; caption] (the paper); interaction: [c; t; c*t; |c-t|]"})
+    hidden: tuple[int, ...] = field(default=(512, 128), metadata={"help": "hidden layer sizes of the head (JSON list)"})
+    dropout: float = field(default=0.1, metadata={"help": "dropout in the head"})
+    fluency_features: bool = field(default=False, metadata={
+        "help": "add repetition / truncated ending / length to the head's input"})
+    ensemble: int = field(default=1, metadata={"help": "k heads; k > 1 gives an uncertainty"})
+    bootstrap: bool = field(default=True, metadata={
+        "help": "each ensemble head trains on a bootstrap resample of the pairs"})
+    target: str = field(default="soft", metadata={"help": "soft: vote shares; majority: sign of the vote sum"})
+    ties: str = field(default="half", metadata={"help": "half: a tie is a 0.5 target; drop: left out"})
+    l2: float = field(default=1e-4, metadata={"help": "λ of the L2 penalty on the weights"})
+    center_rewards_coefficient: float = field(default=0.01, metadata={
+        "help": "μ: keeps rewards near 0 on the data (as TRL's RewardConfig)"})
+    learning_rate: float = field(default=1e-3, metadata={"help": "Adam step of the head"})
+    batch_size: int = field(default=64, metadata={"help": "preference pairs per step"})
+    epochs: int = field(default=60, metadata={"help": "most passes over the training pairs"})
+    val_fraction: float = field(default=0.1, metadata={
+        "help": "clip-grouped share of the training pairs for early stopping (0: none)"})
+    patience: int = field(default=10, metadata={"help": "epochs without a better validation loss before stopping"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    text_encoder: str = field(default="frozen", metadata={
+        "help": "frozen: the encoder's caption embedding (the paper); fine-tune: train a copy"})
+    text_learning_rate: float = field(default=2e-5, metadata={
+        "help": "Adam step of the fine-tuned text side (the head keeps learning_rate)"})
+    frozen_layers: int = field(default=0, metadata={
+        "help": "with fine-tune: keep the embeddings and this many lowest layers frozen"})
 
     @property
     def fine_tunes_text(self) -> bool:

@@ -209,7 +209,8 @@ def fense_scores(probability: np.ndarray, pairs: Sequence[PreferencePair]) -> di
     return scores
 
 
-def fense_cross_validation(path: str | Path, candidates: Mapping[str, RewardConfig], encoder: TextEncoder,
+def fense_cross_validation(path: str | Path | tuple[list[PreferencePair], dict],
+                           candidates: Mapping[str, RewardConfig], encoder: TextEncoder,
                            folds: int = 5, variants: Mapping[str, RewardConfig] | None = None, seed: int = 0,
                            progress: bool = True) -> dict:
     """Nested clip-grouped k-fold cross-validation: every pair is predicted by models that never saw its clip.
@@ -220,7 +221,7 @@ def fense_cross_validation(path: str | Path, candidates: Mapping[str, RewardConf
     never on the fold being scored. `variants` are other designs, trained and scored on the same splits. Returns
     the default's scores at the top level (FENSE's categories and total), each candidate's and variant's own
     under "variants", and each fold's figures (with the candidate it chose) under "folds"."""
-    pairs, references = load_fense(path)
+    pairs, references = path if isinstance(path, tuple) else load_fense(path)  # a path, or `load_fense`'s result
     # a pair's features depend on its own clip only, so they are computed once for every fold
     features = pair_features(pairs, encoder, references=references, fluency=True)
     names = [*candidates, *(variants or {}), "default"]

@@ -19,7 +19,7 @@ import copy
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -40,18 +40,20 @@ METRICS_FILE = "dpo_metrics.json"
 
 @dataclass(frozen=True)
 class DPOConfig:
-    beta: float = 0.1
-    label_smoothing: float = 0.0
-    learning_rate: float = 1e-5
-    batch_size: int = 16  # preference pairs per step
-    num_train_epochs: int = 2
-    max_steps: int | None = None  # replaces num_train_epochs when set
-    warmup_ratio: float = 0.05
-    max_grad_norm: float = 1.0
-    val_fraction: float = 0.1
-    eval_every: int = 50
-    patience: int | None = 3
-    seed: int = 0
+    beta: float = field(default=0.1, metadata={"help": "β: strength of the implicit KL to the reference captioner"})
+    label_smoothing: float = field(default=0.0, metadata={
+        "help": "assumed share of flipped preference labels (conservative DPO), in [0, 0.5)"})
+    learning_rate: float = field(default=1e-5, metadata={"help": "peak learning rate"})
+    batch_size: int = field(default=16, metadata={"help": "preference pairs per step"})
+    num_train_epochs: int = field(default=2, metadata={"help": "passes over the training pairs"})
+    max_steps: int | None = field(default=None, metadata={"help": "replaces num_train_epochs when set"})
+    warmup_ratio: float = field(default=0.05, metadata={"help": "share of the steps with linear learning-rate warmup"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm"})
+    val_fraction: float = field(default=0.1, metadata={"help": "share of the pairs held out for validation"})
+    eval_every: int = field(default=50, metadata={"help": "optimizer steps between validations"})
+    patience: int | None = field(default=3, metadata={
+        "help": "validations without a new best before stopping; None: never stop early"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
 
     def __post_init__(self) -> None:
         if self.beta <= 0 or self.learning_rate <= 0 or not 0 <= self.label_smoothing < 0.5:

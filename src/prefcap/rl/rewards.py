@@ -19,7 +19,7 @@ Every term is returned separately so RL can log each one.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -32,16 +32,22 @@ from prefcap.text import FILLER_WORDS, caption_words, has_truncated_ending
 
 @dataclass(frozen=True)
 class RewardTerms:
-    uncertainty_coef: float = 0.0
-    clip_relative_coef: float = 0.0  # λ: subtract λ × the caption's mean reward-model score over other clips
-    clip_relative_clips: int = 16  # how many other clips that mean is taken over
-    clap_coef: float = 0.0
-    repetition_coef: float = 1.0  # per word n-gram that already occurred in the caption
-    repetition_ngram: int = 1  # 1: content words (filler words such as "a", "is", "heard" may repeat)
-    truncation_penalty: float = 1.0  # a dangling last word or no end-of-sequence within max_new_tokens
-    min_words: int = 3
-    max_words: int = 25
-    length_penalty: float = 0.2  # per word outside [min_words, max_words]
+    uncertainty_coef: float = field(default=0.0, metadata={
+        "help": "subtract this × the ensemble heads' spread (distrust captions the reward model is unsure about)"})
+    clip_relative_coef: float = field(default=0.0, metadata={
+        "help": "λ: subtract λ × the caption's mean reward-model score over other clips (its caption prior)"})
+    clip_relative_clips: int = field(default=16, metadata={
+        "help": "how many other clips (drawn once from the RL clips) that mean is taken over"})
+    clap_coef: float = field(default=0.0, metadata={"help": "add this × the CLAP audio–text cosine similarity"})
+    repetition_coef: float = field(default=1.0, metadata={
+        "help": "subtracted per word n-gram that already occurred in the caption"})
+    repetition_ngram: int = field(default=1, metadata={
+        "help": "n of those n-grams; 1: content words (filler words such as 'a', 'is', 'heard' may repeat)"})
+    truncation_penalty: float = field(default=1.0, metadata={
+        "help": "subtracted for a dangling last word or no end-of-sequence within max_new_tokens"})
+    min_words: int = field(default=3, metadata={"help": "shortest caption length (words) not penalised"})
+    max_words: int = field(default=25, metadata={"help": "longest caption length (words) not penalised"})
+    length_penalty: float = field(default=0.2, metadata={"help": "subtracted per word outside [min_words, max_words]"})
 
 
 def repeated_ngrams(caption: str, n: int) -> int:

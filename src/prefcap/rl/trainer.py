@@ -49,7 +49,7 @@ import copy
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,34 +78,46 @@ METRICS_FILE = "rl_metrics.json"
 class RLConfig(RewardTerms):
     """The reward's terms and guards (RewardTerms' fields) and the optimisation."""
 
-    algorithm: str = "rloo"
-    num_generations: int = 4  # k samples per clip (scst also decodes one greedy caption per clip)
-    batch_size: int = 16  # clips per step, over all processes
-    max_steps: int = 200
-    learning_rate: float = 1e-5
-    lr_scheduler_type: str = "constant_with_warmup"
-    warmup_steps: int = 10
-    temperature: float = 1.0
-    max_new_tokens: int = 32
-    beta: float = 0.05  # coefficient of KL(π‖π_ref) per caption, folded into the reward (k1)
-    target_kl: float | None = None  # per-caption KL to steer β towards; None: β stays fixed
-    kl_horizon: int = 100  # steps over which the controller closes the gap
-    epsilon: float = 0.2  # PPO clip range of the ratio
-    num_iterations: int = 1  # optimisation passes over each batch of samples
-    entropy_coef: float = 0.0
-    scale_rewards: bool = True
-    mask_truncated_completions: bool = True
-    max_grad_norm: float = 1.0
-    mixed_precision: str = "no"  # "no", "bf16", "fp16" (accelerate)
-    eval_every: int = 25  # steps between held-out evaluations (greedy captions of the eval clips)
-    save_steps: int = 50  # steps between checkpoints
-    save_total_limit: int = 2
-    report_to: str = "none"  # "none" or "tensorboard"
-    collapse_guard: bool = True  # stop (and keep the last sound weights) when held-out captions collapse
-    min_distinct_ratio: float = 0.5  # collapse: distinct held-out captions below this share of the start's
-    max_length_change: float = 0.3  # collapse: mean held-out caption length off the start's by more than this
-    load_best_model_at_end: bool = False  # save the held-out evaluation with the highest total reward
-    seed: int = 0
+    algorithm: str = field(default="rloo", metadata={
+        "help": "the policy gradient's baseline: scst (greedy caption), rloo (leave-one-out) or grpo (group mean/std)"})
+    num_generations: int = field(default=4, metadata={
+        "help": "k samples per clip (scst also decodes one greedy caption per clip)"})
+    batch_size: int = field(default=16, metadata={"help": "clips per step, over all processes"})
+    max_steps: int = field(default=200, metadata={"help": "optimizer steps"})
+    learning_rate: float = field(default=1e-5, metadata={"help": "peak learning rate of the policy (AdamW)"})
+    lr_scheduler_type: str = field(default="constant_with_warmup", metadata={
+        "help": "transformers scheduler name (SchedulerType), e.g. constant_with_warmup, linear, cosine"})
+    warmup_steps: int = field(default=10, metadata={"help": "steps of linear learning-rate warmup"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature of the policy's captions"})
+    max_new_tokens: int = field(default=32, metadata={"help": "longest caption sampled, in tokens"})
+    beta: float = field(default=0.05, metadata={
+        "help": "β: coefficient of KL(π‖π_ref) per caption, folded into the reward (k1)"})
+    target_kl: float | None = field(default=None, metadata={
+        "help": "per-caption KL to steer β towards; None: β stays fixed"})
+    kl_horizon: int = field(default=100, metadata={"help": "steps over which the KL controller closes the gap"})
+    epsilon: float = field(default=0.2, metadata={"help": "PPO clip range of the ratio"})
+    num_iterations: int = field(default=1, metadata={"help": "optimisation passes over each batch of samples"})
+    entropy_coef: float = field(default=0.0, metadata={"help": "weight of the entropy bonus in the loss"})
+    scale_rewards: bool = field(default=True, metadata={
+        "help": "scst / rloo: divide advantages by their batch std; grpo: by the group std"})
+    mask_truncated_completions: bool = field(default=True, metadata={
+        "help": "leave captions that never emitted end-of-sequence out of the loss"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm"})
+    mixed_precision: str = field(default="no", metadata={"help": "no, bf16 or fp16 (accelerate)"})
+    eval_every: int = field(default=25, metadata={
+        "help": "steps between held-out evaluations (greedy captions of the eval clips)"})
+    save_steps: int = field(default=50, metadata={"help": "steps between checkpoints"})
+    save_total_limit: int = field(default=2, metadata={"help": "most checkpoints kept in OUT/checkpoints"})
+    report_to: str = field(default="none", metadata={"help": "none or tensorboard"})
+    collapse_guard: bool = field(default=True, metadata={
+        "help": "stop (and keep the last sound weights) when held-out captions collapse"})
+    min_distinct_ratio: float = field(default=0.5, metadata={
+        "help": "collapse: distinct held-out captions below this share of the start's"})
+    max_length_change: float = field(default=0.3, metadata={
+        "help": "collapse: mean held-out caption length off the start's by more than this share"})
+    load_best_model_at_end: bool = field(default=False, metadata={
+        "help": "save the held-out evaluation (without a collapse) with the highest total reward, not the last"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:

@@ -7,7 +7,7 @@ simulated annotators judge captions against it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +32,12 @@ _PREFIX = {"source": "src", "target": "tgt", "general": "gen"}
 
 @dataclass(frozen=True)
 class SynthConfig:
-    n: int = 200
-    domain: str = "target"
-    seed: int = 0
-    sample_rate: int = 16_000
-    splits: dict[str, float] | None = None  # None: DEFAULT_SPLITS[domain]
+    n: int = field(default=200, metadata={"help": "number of clips"})
+    domain: str = field(default="target", metadata={"help": "source, target or general"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    sample_rate: int = field(default=16_000, metadata={"help": "audio sample rate (Hz)"})
+    splits: dict[str, float] | None = field(default=None, metadata={
+        "help": "split fractions, e.g. {\"train\": 0.8, ...}; None: DEFAULT_SPLITS[domain]"})
 
 
 def parse_splits(text: str) -> dict[str, float]:
