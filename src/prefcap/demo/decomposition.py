@@ -17,7 +17,7 @@ from prefcap.captioners.base import Decoding
 from prefcap.captioners.infer import caption_clips
 from prefcap.captioners.load import load_captioner
 from prefcap.captioners.sft import SFTConfig, train_captioner
-from prefcap.data.records import Clip, read_captions, read_clips, write_jsonl
+from prefcap.data.records import Clip, read_captions, read_clips, references_by_clip, write_jsonl
 from prefcap.data.synth import panels
 from prefcap.data.synth.independence import (
     events_named,
@@ -128,9 +128,7 @@ def evaluate_diagnostics(out: Path, tmp: Path, curve: Sequence[int], seed: int, 
     clips = [c for c in read_clips(out / "data" / "target" / "clips.jsonl") if c.split == "test"]
     judge = panels.build("eval", seed).majority
     named = json.loads((out / "eval" / "metrics.json").read_text())["events_named"]
-    references: dict[str, list[str]] = {}
-    for caption in read_captions(out / "data" / "target" / "captions.jsonl"):
-        references.setdefault(caption.clip_id, []).append(caption.text)
+    references = references_by_clip(read_captions(out / "data" / "target" / "captions.jsonl"), source=None)
     shown = {name: {c.clip_id: c.text for c in read_captions(out / "eval" / f"captions-{name}.jsonl")}
              for name in ("baseline", "rlhf", "supervised")}
     systems = {}

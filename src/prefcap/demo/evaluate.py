@@ -13,7 +13,7 @@ import numpy as np
 from prefcap.captioners.base import Decoding
 from prefcap.captioners.infer import caption_clips
 from prefcap.captioners.load import load_captioner
-from prefcap.data.records import read_captions, read_clips, write_jsonl
+from prefcap.data.records import read_captions, read_clips, references_by_clip, write_jsonl
 from prefcap.data.synth import panels
 from prefcap.data.synth.agreement import pairwise_agreement
 from prefcap.data.synth.independence import (
@@ -52,9 +52,7 @@ def evaluate_baseline(out: Path, tmp: Path, seed: int, progress: bool, device: s
     for domain in ("source", "target"):
         folder = out / "data" / domain
         test = [c for c in read_clips(folder / "clips.jsonl") if c.split == "test"]
-        references: dict[str, list[str]] = {}
-        for caption in read_captions(folder / "captions.jsonl"):
-            references.setdefault(caption.clip_id, []).append(caption.text)
+        references = references_by_clip(read_captions(folder / "captions.jsonl"), source=None)
         captions, _ = caption_clips(captioner, test, "baseline", decoding=Decoding(mode="greedy"), progress=progress)
         write_jsonl(tmp / f"captions-{domain}-test.jsonl", captions)
         greedy = [caption.text for caption in captions]
@@ -87,9 +85,7 @@ def evaluate_demo_systems(out: Path, tmp: Path, systems: dict[str, str], rounds:
     sounds each system names (rare and common classes apart). Each round's policy is judged against the baseline
     by the evaluation panel once, here, for the record: nothing is chosen by it."""
     clips = [c for c in read_clips(out / "data" / "target" / "clips.jsonl") if c.split == "test"]
-    references: dict[str, list[str]] = {}
-    for caption in read_captions(out / "data" / "target" / "captions.jsonl"):
-        references.setdefault(caption.clip_id, []).append(caption.text)
+    references = references_by_clip(read_captions(out / "data" / "target" / "captions.jsonl"), source=None)
     encoder = ClapEncoder.from_pretrained(out / "encoder", device=device)
     audio = EmbeddingCache(out / "cache", encoder).embed_clips(clips, progress=False)
     reward = RewardModel.load(reward_dir, encoder=encoder)

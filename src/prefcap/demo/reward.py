@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from prefcap.data.records import Clip, read_captions, read_clips
+from prefcap.data.records import Clip, read_captions, read_clips, references_by_clip
 from prefcap.data.synth import panels
 from prefcap.data.synth.independence import (
     panel_accuracy,
@@ -110,7 +110,6 @@ def _test_clips_and_references(out: Path) -> tuple[dict[str, list[Clip]], dict[s
     references: dict[str, list[str]] = {}
     clips: dict[str, list[Clip]] = {}
     for domain in ("target", "source"):
-        for caption in read_captions(out / "data" / domain / "captions.jsonl"):
-            references.setdefault(caption.clip_id, []).append(caption.text)
+        references.update(references_by_clip(read_captions(out / "data" / domain / "captions.jsonl"), source=None))
         clips[domain] = [c for c in read_clips(out / "data" / domain / "clips.jsonl") if c.split == "test"]
     return clips, references
