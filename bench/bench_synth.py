@@ -13,8 +13,8 @@ from pathlib import Path
 
 from record import record
 
-from prefcap.data.synth.corpus import SynthConfig, synthesize
 from prefcap.provenance import machine
+from prefcap.synth.corpus import SynthConfig, synthesize
 
 
 def main() -> None:

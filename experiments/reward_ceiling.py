@@ -23,9 +23,6 @@ import numpy as np
 import torch
 
 from prefcap.data.records import Clip
-from prefcap.data.synth.judge import scene_of
-from prefcap.data.synth.lexicon import ADJECTIVES, CLASS_NAMES
-from prefcap.data.synth.parse import parse_caption
 from prefcap.encoders.clap import ClapEncoder
 from prefcap.prefs.store import Store
 from prefcap.reward import features as reward_features
@@ -36,6 +33,9 @@ from prefcap.reward.features import PairFeatures, pair_features
 from prefcap.reward.model import RewardConfig
 from prefcap.reward.recipes import audio_embeddings
 from prefcap.reward.train import train_reward
+from prefcap.synth.judge import scene_of
+from prefcap.synth.lexicon import ADJECTIVES, CLASS_NAMES
+from prefcap.synth.parse import parse_caption
 
 VALUES = [(attribute, value) for attribute, values in ADJECTIVES.items() for value in values]  # 6 columns
 

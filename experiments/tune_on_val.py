@@ -35,7 +35,6 @@ from prefcap.captioners.load import load_captioner
 from prefcap.captioners.sft import new_captioner, train_captioner
 from prefcap.config import apply_overrides
 from prefcap.data.records import read_captions, read_clips
-from prefcap.data.synth import panels
 from prefcap.demo import BASELINE, DPO, ENCODER_CONFIGS, RL, RL_EVAL_CLIPS
 from prefcap.encoders.cache import EmbeddingCache
 from prefcap.encoders.clap import ClapEncoder
@@ -49,6 +48,7 @@ from prefcap.reward.model import RewardModel
 from prefcap.rl.recipes import run_dpo, run_rl
 from prefcap.rl.trainer import LOSS_VERSION
 from prefcap.stages import run_stage
+from prefcap.synth import panels
 
 
 def _slug(kind: str, overrides: list[str]) -> str:

@@ -7,7 +7,7 @@ import torch
 
 import postgres_cluster
 from prefcap.data.records import Clip
-from prefcap.data.synth.scene import sample_scene
+from prefcap.synth.scene import sample_scene
 
 
 def synthetic_clips(domain: str, n: int, seed: int = 0) -> list[Clip]:
@@ -104,9 +104,9 @@ def build_prefs_store(root, n_clips: int = 6, audio: bool = True, annotators: tu
 
     from prefcap.data.audio import write_wav
     from prefcap.data.records import Caption
-    from prefcap.data.synth.agreement import single_fault_pair
     from prefcap.prefs.assign import AssignConfig, assign
     from prefcap.prefs.store import NewPair, Store
+    from prefcap.synth.agreement import single_fault_pair
 
     root = Path(root)
     store = Store(db or root / "prefs.sqlite")

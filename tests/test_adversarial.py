@@ -14,7 +14,7 @@ import pytest
 from conftest import synthetic_clips
 from prefcap.cli import main
 from prefcap.data.records import write_jsonl
-from prefcap.data.synth.adversarial import EXTRA_KINDS, REQUIRED_KINDS, adversarial_pairs
+from prefcap.synth.adversarial import EXTRA_KINDS, REQUIRED_KINDS, adversarial_pairs
 
 N_CLIPS = 60
 CLIP_SEED = 29

@@ -12,12 +12,12 @@ import soundfile as sf
 import torch
 
 from prefcap.cli import exposure_warning, main
-from prefcap.data.synth.adversarial import EXTRA_KINDS, REQUIRED_KINDS
-from prefcap.data.synth.panels import LISTENERS_VERSION
 from prefcap.demo import DIAGNOSTIC_VARIANTS, PAPER_VARIANT
 from prefcap.prefs.store import Store
 from prefcap.reward.recipes import FENSE_CANDIDATES, FENSE_VARIANTS
 from prefcap.rl.trainer import LOSS_VERSION
+from prefcap.synth.adversarial import EXTRA_KINDS, REQUIRED_KINDS
+from prefcap.synth.panels import LISTENERS_VERSION
 
 
 def run_cli(*args, cwd=None):

@@ -9,13 +9,13 @@ from prefcap.captioners.base import Decoding
 from prefcap.captioners.sft import SFTConfig
 from prefcap.cli import main
 from prefcap.config import describe_fields, field_help, format_default
-from prefcap.data.synth.corpus import SynthConfig
 from prefcap.encoders.train import EncoderTrainConfig
 from prefcap.prefs.assign import AssignConfig
 from prefcap.prefs.pairs import PairsConfig
 from prefcap.reward.model import RewardConfig
 from prefcap.rl.dpo import DPOConfig
 from prefcap.rl.trainer import RLConfig
+from prefcap.synth.corpus import SynthConfig
 
 COMMAND_CONFIGS = [("rl", RLConfig), ("sft", SFTConfig), ("reward-train", RewardConfig), ("reward-eval", RewardConfig),
                    ("dpo", DPOConfig), ("pairs", PairsConfig), ("caption", Decoding), ("synth", SynthConfig),

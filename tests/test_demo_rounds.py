@@ -4,8 +4,6 @@ import pytest
 import torch
 
 from prefcap.data.records import read_captions, read_clips
-from prefcap.data.synth import panels
-from prefcap.data.synth.corpus import SynthConfig, synthesize
 from prefcap.demo import (
     FIRST_ROUND_SHARE,
     LATER_CONTRAST_FRACTION,
@@ -18,6 +16,8 @@ from prefcap.demo import (
 from prefcap.errors import PrefcapError
 from prefcap.prefs.pairs import PairsConfig
 from prefcap.rl.trainer import RLConfig
+from prefcap.synth import panels
+from prefcap.synth.corpus import SynthConfig, synthesize
 
 
 @pytest.mark.parametrize("rounds", [1, 2, 3, 5])

@@ -11,11 +11,11 @@ from conftest import TINY_BART
 from prefcap.captioners.load import load_captioner
 from prefcap.captioners.sft import new_captioner
 from prefcap.data.records import Caption, read_captions, read_clips
-from prefcap.data.synth.corpus import SynthConfig, synthesize
 from prefcap.errors import PrefcapError
 from prefcap.prefs.imports import ImportedJudgment, import_judgments
 from prefcap.prefs.store import NewPair, Store
 from prefcap.rl.dpo import DPOConfig, dpo_loss, preferences_from_store, sequence_log_prob_pairs, train_dpo
+from prefcap.synth.corpus import SynthConfig, synthesize
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 GOOD, BAD = "a dog barks loudly", "rain falls and rain falls"

@@ -11,14 +11,14 @@ import pytest
 from conftest import synthetic_clips
 from prefcap.cli import main
 from prefcap.data.records import Clip, write_jsonl
-from prefcap.data.synth import grammar
-from prefcap.data.synth.agreement import _corrupt_spec
-from prefcap.data.synth.eval_judge import CarefulWeights, heard_scene, read_caption, score_terms
-from prefcap.data.synth.eval_judge.scoring import caption_flags
+from prefcap.synth import grammar
+from prefcap.synth.agreement import _corrupt_spec
+from prefcap.synth.eval_judge import CarefulWeights, heard_scene, read_caption, score_terms
+from prefcap.synth.eval_judge.scoring import caption_flags
 
 # the training panel's parser, lexicon and scoring, and the corpus code they are written with
-TRAINING_SIDE = {"prefcap.data.synth.parse", "prefcap.data.synth.lexicon", "prefcap.data.synth.judge",
-                 "prefcap.data.synth.grammar", "prefcap.data.synth.agreement", "prefcap.data.synth.scene"}
+TRAINING_SIDE = {"prefcap.synth.parse", "prefcap.synth.lexicon", "prefcap.synth.judge",
+                 "prefcap.synth.grammar", "prefcap.synth.agreement", "prefcap.synth.scene"}
 
 
 def _imports(module: str) -> set[str]:
@@ -45,14 +45,14 @@ def _is_module(name: str) -> bool:
 
 
 def test_the_evaluation_judge_imports_nothing_of_the_training_panel():
-    package = Path(importlib.util.find_spec("prefcap.data.synth.eval_judge").origin).parent
-    seen, todo = set(), {f"prefcap.data.synth.eval_judge.{p.stem}".removesuffix(".__init__")
+    package = Path(importlib.util.find_spec("prefcap.synth.eval_judge").origin).parent
+    seen, todo = set(), {f"prefcap.synth.eval_judge.{p.stem}".removesuffix(".__init__")
                          for p in package.glob("*.py")}
     while todo:
         module = todo.pop()
         seen.add(module)
         todo |= _imports(module) - seen
-    assert "prefcap.data.synth.panel" in seen  # the shared annotator machinery (noise, ties, biases)
+    assert "prefcap.synth.panel" in seen  # the shared annotator machinery (noise, ties, biases)
     assert not seen & TRAINING_SIDE, sorted(seen & TRAINING_SIDE)
 
 
@@ -74,7 +74,7 @@ def test_it_reads_the_corpus_references_as_their_scene(target_clips):
 
 
 def _scene_of(clip):
-    from prefcap.data.synth.judge import scene_of  # the corpus side, only to write the test's captions
+    from prefcap.synth.judge import scene_of  # the corpus side, only to write the test's captions
 
     return scene_of(clip)
 

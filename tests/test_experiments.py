@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from prefcap.data.synth import grammar
-from prefcap.data.synth.judge import scene_of
+from prefcap.synth import grammar
+from prefcap.synth.judge import scene_of
 
 _SPEC = importlib.util.spec_from_file_location(
     "reward_ceiling", Path(__file__).parents[1] / "experiments" / "reward_ceiling.py")

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from prefcap.data.records import Clip
-from prefcap.data.synth import agreement, panels
-from prefcap.data.synth.eval_judge import EVALUATION_PANEL
-from prefcap.data.synth.judge import (
+from prefcap.errors import PrefcapError
+from prefcap.synth import agreement, panels
+from prefcap.synth.eval_judge import EVALUATION_PANEL
+from prefcap.synth.judge import (
     TRAINING_PANEL,
     TrainingListener,
     Weights,
@@ -14,9 +15,8 @@ from prefcap.data.synth.judge import (
     scene_of,
     score_terms,
 )
-from prefcap.data.synth.panel import SimulatedAnnotator, build_panel, majority
-from prefcap.data.synth.parse import parse_caption
-from prefcap.errors import PrefcapError
+from prefcap.synth.panel import SimulatedAnnotator, build_panel, majority
+from prefcap.synth.parse import parse_caption
 
 
 @pytest.fixture(scope="module")

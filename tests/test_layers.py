@@ -1,6 +1,10 @@
 """The package's layer order, enforced: a module may import from its own layer or a lower one, never a higher one.
 
-    base (errors, io, config, text, ...) -> data -> encoders, captioners -> prefs -> reward -> rl -> eval -> demo -> cli
+    base (errors, io, config, text, ...) -> data -> synth -> encoders, captioners -> prefs -> reward -> rl -> eval
+    -> demo -> cli
+
+`synth` is the simulated world and the simulated listeners: it stands in for recordings and people, so it sits on
+the data (records, audio) and below everything that learns from it.
 
 Imports inside functions count too: a lazy import is still a dependency.
 """
@@ -14,6 +18,7 @@ PACKAGE = Path(prefcap.__file__).parent
 LAYERS = [
     {"base"},
     {"data"},
+    {"synth"},
     {"encoders", "captioners"},
     {"prefs"},
     {"reward"},

@@ -168,8 +168,8 @@ def test_complete_endings_are_not_flagged(caption):
 def test_no_reference_caption_of_the_synthetic_corpus_ends_truncated():
     import numpy as np
 
-    from prefcap.data.synth.grammar import reference_captions
-    from prefcap.data.synth.scene import sample_scene
+    from prefcap.synth.grammar import reference_captions
+    from prefcap.synth.scene import sample_scene
 
     rng = np.random.default_rng(0)
     captions = [caption for domain in ("source", "target") for i in range(150)

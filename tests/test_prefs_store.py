@@ -4,14 +4,14 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from conftest import build_prefs_store
-from prefcap.data.synth.judge import TRAINING_PANEL
-from prefcap.data.synth.panel import build_panel
 from prefcap.errors import PrefcapError
 from prefcap.prefs.agreement import agreement_report, cohen_kappa, fleiss_kappa
 from prefcap.prefs.assign import AssignConfig, assign
 from prefcap.prefs.schema import JudgmentRow
 from prefcap.prefs.simulate import simulate
 from prefcap.prefs.store import AlreadyJudged, NotFound, Store, StoreError
+from prefcap.synth.judge import TRAINING_PANEL
+from prefcap.synth.panel import build_panel
 
 
 def test_answers_name_sides_and_the_store_maps_them_through_the_blind_layout(tmp_path, db):

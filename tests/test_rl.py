@@ -21,7 +21,6 @@ from prefcap.captioners.base import Decoding
 from prefcap.captioners.load import load_captioner
 from prefcap.captioners.sft import new_captioner
 from prefcap.data.records import Caption, read_captions, read_clips
-from prefcap.data.synth.corpus import SynthConfig, synthesize
 from prefcap.errors import PrefcapError
 from prefcap.reward.model import RewardConfig, RewardModel
 from prefcap.rl import recipes
@@ -36,6 +35,7 @@ from prefcap.rl.trainer import (
     read_log,
     train_rl,
 )
+from prefcap.synth.corpus import SynthConfig, synthesize
 from prefcap.text import diversity_stats
 
 pytestmark = pytest.mark.usefixtures("one_thread")

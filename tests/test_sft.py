@@ -14,8 +14,8 @@ from prefcap.captioners.sft import METRICS_FILE, SFTConfig, new_captioner, train
 from prefcap.config import apply_overrides
 from prefcap.data.audio import load_audio
 from prefcap.data.records import read_captions, read_clips
-from prefcap.data.synth.corpus import SynthConfig, synthesize
 from prefcap.errors import PrefcapError
+from prefcap.synth.corpus import SynthConfig, synthesize
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from prefcap.data.records import read_captions, read_clips
-from prefcap.data.synth import grammar
-from prefcap.data.synth.corpus import SynthConfig, assign_splits, synthesize
-from prefcap.data.synth.lexicon import CLASS_NAMES, CLASSES
-from prefcap.data.synth.parse import parse_caption
-from prefcap.data.synth.render import render_event
-from prefcap.data.synth.scene import Event, Scene, sample_scene
 from prefcap.errors import PrefcapError
+from prefcap.synth import grammar
+from prefcap.synth.corpus import SynthConfig, assign_splits, synthesize
+from prefcap.synth.lexicon import CLASS_NAMES, CLASSES
+from prefcap.synth.parse import parse_caption
+from prefcap.synth.render import render_event
+from prefcap.synth.scene import Event, Scene, sample_scene
 
 SR = 16_000
 

@@ -12,7 +12,7 @@ from prefcap.errors import PrefcapError
 
 
 def _synth(args: argparse.Namespace) -> None:
-    from prefcap.data.synth.corpus import SynthConfig, parse_splits, synthesize
+    from prefcap.synth.corpus import SynthConfig, parse_splits, synthesize
 
     config = SynthConfig(
         n=args.n, domain=args.domain, seed=args.seed, sample_rate=args.sample_rate,
@@ -132,7 +132,7 @@ def add_synth(commands) -> None:
     synth.add_argument("--seed", type=SEED, default=0)
     synth.add_argument("--sample-rate", type=int, choices=(16_000, 48_000), default=16_000)
     synth.add_argument("--splits", help="split fractions, e.g. train=0.8,val=0.1,test=0.1")
-    add_config_fields(synth, "prefcap.data.synth.corpus:SynthConfig")
+    add_config_fields(synth, "prefcap.synth.corpus:SynthConfig")
     synth.set_defaults(run=_synth)
 
 

@@ -123,8 +123,8 @@ def _simulate(args: argparse.Namespace) -> None:
 
 def _judge(args: argparse.Namespace) -> None:
     from prefcap.data.records import CaptionPair, read_clips, read_jsonl_lines
-    from prefcap.data.synth.panels import judge_pairs
     from prefcap.io import atomic_write
+    from prefcap.synth.panels import judge_pairs
 
     clips = {clip.id: clip for clip in read_clips(args.clips)}
     rows = judge_pairs(clips, read_jsonl_lines(args.pairs, CaptionPair), args.panel, seed=args.seed)

@@ -18,11 +18,6 @@ from prefcap.captioners.infer import caption_clips
 from prefcap.captioners.load import load_captioner
 from prefcap.captioners.sft import SFTConfig, train_captioner
 from prefcap.data.records import Clip, read_captions, read_clips, references_by_clip, write_jsonl
-from prefcap.data.synth import panels
-from prefcap.data.synth.independence import (
-    events_named,
-)
-from prefcap.data.synth.panel import Panel
 from prefcap.encoders.cache import EmbeddingCache
 from prefcap.encoders.clap import ClapEncoder
 from prefcap.errors import PrefcapError
@@ -34,6 +29,11 @@ from prefcap.reward.recipes import train_from_store
 from prefcap.rl.recipes import run_rl
 from prefcap.rl.rewards import CaptionReward
 from prefcap.rl.trainer import RLConfig
+from prefcap.synth import panels
+from prefcap.synth.independence import (
+    events_named,
+)
+from prefcap.synth.panel import Panel
 
 
 class PanelReward(CaptionReward):

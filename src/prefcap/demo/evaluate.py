@@ -14,21 +14,21 @@ from prefcap.captioners.base import Decoding
 from prefcap.captioners.infer import caption_clips
 from prefcap.captioners.load import load_captioner
 from prefcap.data.records import read_captions, read_clips, references_by_clip, write_jsonl
-from prefcap.data.synth import panels
-from prefcap.data.synth.agreement import pairwise_agreement
-from prefcap.data.synth.independence import (
-    events_named,
-    exploit_rates,
-    panel_independence,
-    rare_classes,
-    system_output_pairs,
-)
 from prefcap.encoders.cache import EmbeddingCache
 from prefcap.encoders.clap import ClapEncoder
 from prefcap.eval.metrics import compute_metrics
 from prefcap.eval.pairwise import clip_outcomes, summarise
 from prefcap.eval.systems import compare_systems, system_scores
 from prefcap.reward.model import RewardModel
+from prefcap.synth import panels
+from prefcap.synth.agreement import pairwise_agreement
+from prefcap.synth.independence import (
+    events_named,
+    exploit_rates,
+    panel_independence,
+    rare_classes,
+    system_output_pairs,
+)
 
 # the systems the demo compares on the held-out target test clips, and which pairs the panels judge
 # (rlhf: the policy of the round the select stage chose on `val`; rl/ is round 1's)

@@ -8,10 +8,6 @@ import json
 from pathlib import Path
 
 from prefcap.data.records import Clip, read_captions, read_clips, references_by_clip
-from prefcap.data.synth import panels
-from prefcap.data.synth.independence import (
-    panel_accuracy,
-)
 from prefcap.demo.rounds import pair_key, round_dir
 from prefcap.encoders.clap import ClapEncoder
 from prefcap.prefs.perturb import PERTURBATIONS
@@ -23,6 +19,10 @@ from prefcap.reward.model import RewardConfig, RewardModel
 from prefcap.reward.recipes import audio_embeddings, train_from_store
 from prefcap.reward.train import train_reward
 from prefcap.reward.variants import UNCERTAINTY_ENSEMBLE, adversarial_accuracy, ensemble_uncertainty, variant_slug
+from prefcap.synth import panels
+from prefcap.synth.independence import (
+    panel_accuracy,
+)
 
 
 def train_demo_reward(out: Path, tmp: Path, config: RewardConfig, variants: dict[str, RewardConfig],

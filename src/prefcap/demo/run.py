@@ -19,10 +19,6 @@ from pathlib import Path
 from prefcap.captioners.load import load_captioner
 from prefcap.captioners.sft import new_captioner, train_captioner
 from prefcap.data.records import Clip, read_captions, read_clips
-from prefcap.data.synth import panels
-from prefcap.data.synth.adversarial import SUITE_VERSION
-from prefcap.data.synth.agreement import annotator_report
-from prefcap.data.synth.corpus import SynthConfig, synthesize
 from prefcap.demo.decomposition import (
     align_with_oracle,
     align_with_paper_head,
@@ -58,6 +54,10 @@ from prefcap.reward.variants import DIAGNOSTIC_VARIANTS, PAPER_VARIANT, UNCERTAI
 from prefcap.rl.recipes import run_dpo, run_rl
 from prefcap.rl.trainer import LOSS_VERSION
 from prefcap.stages import run_stage
+from prefcap.synth import panels
+from prefcap.synth.adversarial import SUITE_VERSION
+from prefcap.synth.agreement import annotator_report
+from prefcap.synth.corpus import SynthConfig, synthesize
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ import torch
 from sklearn.metrics import average_precision_score
 
 from prefcap.data.records import Clip
-from prefcap.data.synth.grammar import keyword_caption
-from prefcap.data.synth.judge import scene_of
-from prefcap.data.synth.lexicon import CLASSES
 from prefcap.encoders.base import AudioTextEncoder
+from prefcap.synth.grammar import keyword_caption
+from prefcap.synth.judge import scene_of
+from prefcap.synth.lexicon import CLASSES
 
 
 def zero_shot_event_map(encoder: AudioTextEncoder, clips: Sequence[Clip], audio_embeddings: torch.Tensor) -> dict:

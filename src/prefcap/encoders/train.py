@@ -21,13 +21,13 @@ from transformers import ClapFeatureExtractor, get_cosine_schedule_with_warmup
 
 from prefcap.data.audio import load_audio
 from prefcap.data.records import Caption, Clip, references_by_clip
-from prefcap.data.synth.agreement import FALSE_FAULTS, false_caption
-from prefcap.data.synth.grammar import keyword_caption
-from prefcap.data.synth.lexicon import CLASS_NAMES
-from prefcap.data.synth.scene import Scene
 from prefcap.encoders.clap import ClapEncoder
 from prefcap.encoders.offline_clap import OfflineClapConfig, OfflineClapModel
 from prefcap.errors import PrefcapError
+from prefcap.synth.agreement import FALSE_FAULTS, false_caption
+from prefcap.synth.grammar import keyword_caption
+from prefcap.synth.lexicon import CLASS_NAMES
+from prefcap.synth.scene import Scene
 from prefcap.tokenizer import train_tokenizer
 
 

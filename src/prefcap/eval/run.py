@@ -22,7 +22,6 @@ from prefcap.captioners.base import Decoding
 from prefcap.captioners.infer import caption_clips
 from prefcap.captioners.load import load_captioner
 from prefcap.data.records import Caption, Choice, Clip, read_captions, write_jsonl
-from prefcap.data.synth import panels
 from prefcap.encoders.base import AudioTextEncoder
 from prefcap.encoders.cache import EmbeddingCache
 from prefcap.errors import PrefcapError
@@ -31,6 +30,7 @@ from prefcap.eval.systems import system_scores
 from prefcap.io import atomic_write
 from prefcap.prefs.store import NewPair, Store
 from prefcap.reward.model import RewardModel
+from prefcap.synth import panels
 
 SYSTEM_NAME = re.compile(r"[\w.+-]+")
 

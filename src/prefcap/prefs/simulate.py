@@ -2,16 +2,16 @@
 
 They read the next item from the store, see the captions in the blind left/right layout (position bias included)
 and answer through `Store.submit` — the path the web app uses — so simulated data has the shape of real data.
-They are a stand-in for people (see prefcap.data.synth.panels), usable only on clips with synthetic scenes.
+They are a stand-in for people (see prefcap.synth.panels), usable only on clips with synthetic scenes.
 """
 
 from __future__ import annotations
 
 from tqdm import tqdm
 
-from prefcap.data.synth import panels
 from prefcap.prefs.assign import AssignConfig, assign
 from prefcap.prefs.store import Store
+from prefcap.synth import panels
 
 _SIDE = {"a": "left", "b": "right", "tie": "tie"}  # the annotator sees the left caption as "a"
 

@@ -11,13 +11,13 @@ import numpy as np
 import torch
 
 from prefcap.data.records import Clip
-from prefcap.data.synth.adversarial import adversarial_pairs
-from prefcap.data.synth.judge import scene_of
 from prefcap.encoders.cache import EmbeddingCache
 from prefcap.encoders.clap import ClapEncoder
 from prefcap.reward.data import PreferencePair
 from prefcap.reward.features import pair_features
 from prefcap.reward.model import RewardModel
+from prefcap.synth.adversarial import adversarial_pairs
+from prefcap.synth.judge import scene_of
 
 PAPER_VARIANT = "paper head (mlp, frozen)"
 # with --diagnostics: the frozen-embedding variants of the paper's head, a learning curve and ensemble uncertainty

@@ -1,4 +1,4 @@
-"""Print examples of every kind and form for a careful read: `python -m prefcap.data.synth.adversarial [N]`."""
+"""Print examples of every kind and form for a careful read: `python -m prefcap.synth.adversarial [N]`."""
 
 import collections
 import sys
@@ -6,8 +6,8 @@ import sys
 import numpy as np
 
 from prefcap.data.records import Clip
-from prefcap.data.synth.adversarial import EXTRA_KINDS, REQUIRED_KINDS, adversarial_pairs
-from prefcap.data.synth.scene import sample_scene
+from prefcap.synth.adversarial import EXTRA_KINDS, REQUIRED_KINDS, adversarial_pairs
+from prefcap.synth.scene import sample_scene
 
 rng = np.random.default_rng(7)
 clips = [Clip(id=f"target-{k}", domain="target", metadata={"scene": sample_scene(rng, "target").to_dict()})

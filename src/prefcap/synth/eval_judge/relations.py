@@ -8,9 +8,9 @@ only through its own relation word.
 
 from __future__ import annotations
 
-from prefcap.data.synth.eval_judge import vocabulary as vocab
-from prefcap.data.synth.eval_judge.claims import Mention
-from prefcap.data.synth.eval_judge.words import CLAUSE_BREAKS, Word
+from prefcap.synth.eval_judge import vocabulary as vocab
+from prefcap.synth.eval_judge.claims import Mention
+from prefcap.synth.eval_judge.words import CLAUSE_BREAKS, Word
 
 
 def _phrase_at(words: list[Word], i: int, phrases) -> int:

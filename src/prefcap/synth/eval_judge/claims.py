@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prefcap.data.synth.eval_judge import vocabulary as vocab
-from prefcap.data.synth.eval_judge.words import AUX, CLAUSE_BREAKS, Word, clause, previous_content
+from prefcap.synth.eval_judge import vocabulary as vocab
+from prefcap.synth.eval_judge.words import AUX, CLAUSE_BREAKS, Word, clause, previous_content
 
 # "no X" and "without X" reach forward; "not", "cannot", "absent" cover their clause.
 _FORWARD_NEGATORS = frozenset({"no", "without", "neither", "nor", "none"})

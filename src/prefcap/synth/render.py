@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from prefcap.data.synth.scene import Event, Scene
+from prefcap.synth.scene import Event, Scene
 
 LOUD_RMS, SOFT_RMS, FLOOR_RMS = 0.12, 0.024, 0.0015
 

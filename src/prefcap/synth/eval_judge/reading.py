@@ -13,8 +13,8 @@ import functools
 from collections import Counter
 from dataclasses import dataclass, field
 
-from prefcap.data.synth.eval_judge import vocabulary as vocab
-from prefcap.data.synth.eval_judge.claims import (
+from prefcap.synth.eval_judge import vocabulary as vocab
+from prefcap.synth.eval_judge.claims import (
     Mention,
     attach_attributes,
     comparisons,
@@ -22,8 +22,8 @@ from prefcap.data.synth.eval_judge.claims import (
     find_mentions,
     negate,
 )
-from prefcap.data.synth.eval_judge.relations import has_phrase, stated_relations
-from prefcap.data.synth.eval_judge.words import AUX, CLAUSE_BREAKS, DETERMINERS, Word, classify, words_of
+from prefcap.synth.eval_judge.relations import has_phrase, stated_relations
+from prefcap.synth.eval_judge.words import AUX, CLAUSE_BREAKS, DETERMINERS, Word, classify, words_of
 
 # Words after which a caption is unfinished.
 _UNFINISHED = DETERMINERS - {"that", "this", "several", "many", "few"} | AUX | frozenset({

@@ -14,9 +14,9 @@ import json
 from dataclasses import dataclass
 
 from prefcap.data.records import Clip
-from prefcap.data.synth.eval_judge.reading import Reading, read_caption
-from prefcap.data.synth.panel import PanelSpec
 from prefcap.errors import PrefcapError
+from prefcap.synth.eval_judge.reading import Reading, read_caption
+from prefcap.synth.panel import PanelSpec
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 from tqdm import tqdm
 
 from prefcap.data.records import CaptionPair, Choice, Clip
-from prefcap.data.synth.eval_judge import EVALUATION_PANEL
-from prefcap.data.synth.judge import TRAINING_PANEL
-from prefcap.data.synth.panel import Panel, PanelSpec, build_panel, majority
 from prefcap.errors import PrefcapError
+from prefcap.synth.eval_judge import EVALUATION_PANEL
+from prefcap.synth.judge import TRAINING_PANEL
+from prefcap.synth.panel import Panel, PanelSpec, build_panel, majority
 
 PANELS: dict[str, PanelSpec] = {"train": TRAINING_PANEL, "eval": EVALUATION_PANEL}
 # Bump when either panel's reading, weights or traits change: the demo's stages key on it, so every stage the

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from prefcap.data.records import Clip
-from prefcap.data.synth.panel import PanelSpec
-from prefcap.data.synth.parse import ParsedCaption, parse_caption
-from prefcap.data.synth.scene import Scene
 from prefcap.errors import PrefcapError
+from prefcap.synth.panel import PanelSpec
+from prefcap.synth.parse import ParsedCaption, parse_caption
+from prefcap.synth.scene import Scene
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from prefcap.data.synth.lexicon import (
+from prefcap.synth.lexicon import (
     ADJECTIVES,
     ADVERBS,
     ATTRIBUTE_ORDER,
@@ -22,7 +22,7 @@ from prefcap.data.synth.lexicon import (
     CONNECTIVES,
     GENERIC_VERBS,
 )
-from prefcap.data.synth.scene import Scene
+from prefcap.synth.scene import Scene
 
 
 @dataclass(frozen=True)

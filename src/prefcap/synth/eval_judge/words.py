@@ -14,8 +14,8 @@ import pickle
 from dataclasses import dataclass
 from importlib import resources
 
-from prefcap.data.synth.eval_judge import vocabulary as vocab
 from prefcap.errors import PrefcapError
+from prefcap.synth.eval_judge import vocabulary as vocab
 
 # Words that end a clause: negation and relations reach no further.
 CLAUSE_BREAKS = frozenset({",", ";", ".", ":", "!", "?", "while", "as", "then", "but", "whereas", "although",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from prefcap.data.synth.adversarial.phrases import (
+from prefcap.synth.adversarial.phrases import (
     INVENTED_CLASH,
     INVENTED_WITH_ARTICLE,
     INVENTED_WITHOUT_ARTICLE,

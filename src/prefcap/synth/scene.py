@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from prefcap.data.synth.lexicon import CLASS_NAMES, CLASSES
+from prefcap.synth.lexicon import CLASS_NAMES, CLASSES
 
 
 @dataclass(frozen=True)

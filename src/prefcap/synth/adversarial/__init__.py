@@ -1,7 +1,7 @@
 """Adversarial caption pairs for the simulated listeners, written in plain everyday English.
 
 The phrase table and the caption templates below are written independently of the corpus's own caption grammar
-and of the listeners' vocabularies (nothing here is imported from prefcap.data.synth): a listener that only
+and of the listeners' vocabularies (nothing here is imported from prefcap.synth): a listener that only
 understands the words the corpus generator happens to use will fail these pairs, as it would fail real people's
 captions.
 
@@ -11,14 +11,14 @@ every kind that can apply to its scene, one pair in which a careful listener who
 tests/test_adversarial.py; EXTRA_KINDS are a dev set that is only reported there. The demo scores its reward
 models on every kind (`results.json["rm"]["adversarial"]`).
 
-Run `python -m prefcap.data.synth.adversarial` to print examples of every kind and form.
+Run `python -m prefcap.synth.adversarial` to print examples of every kind and form.
 """
 
 from __future__ import annotations
 
 import random
 
-from prefcap.data.synth.adversarial.forms import (
+from prefcap.synth.adversarial.forms import (
     CUTOFF_FORMS,
     INVENTED_FORMS,
     NEGATION_FORMS,
@@ -40,7 +40,7 @@ from prefcap.data.synth.adversarial.forms import (
     stutter,
     verbless,
 )
-from prefcap.data.synth.adversarial.phrases import (
+from prefcap.synth.adversarial.phrases import (
     NONSENSE,
     NONSENSE_ADJ,
     OPPOSITE,

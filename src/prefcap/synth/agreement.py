@@ -14,12 +14,12 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from prefcap.data.records import Clip
-from prefcap.data.synth import grammar, panels
-from prefcap.data.synth.independence import panel_independence
-from prefcap.data.synth.judge import scene_of
-from prefcap.data.synth.lexicon import CLASS_NAMES, CLASSES
-from prefcap.data.synth.panel import Panel, SimulatedAnnotator
-from prefcap.data.synth.scene import Scene
+from prefcap.synth import grammar, panels
+from prefcap.synth.independence import panel_independence
+from prefcap.synth.judge import scene_of
+from prefcap.synth.lexicon import CLASS_NAMES, CLASSES
+from prefcap.synth.panel import Panel, SimulatedAnnotator
+from prefcap.synth.scene import Scene
 
 Pair = tuple[Clip, str, str]
 

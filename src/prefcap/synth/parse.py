@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from prefcap.data.synth.lexicon import (
+from prefcap.synth.lexicon import (
     ADJECTIVES,
     ATTRIBUTE_WORDS,
     CLASSES,

@@ -15,10 +15,10 @@ from tqdm import tqdm
 
 from prefcap.data.audio import write_wav
 from prefcap.data.records import Caption, Clip, write_clips, write_jsonl
-from prefcap.data.synth.grammar import reference_captions
-from prefcap.data.synth.render import render_scene
-from prefcap.data.synth.scene import DOMAINS, sample_scene
 from prefcap.errors import PrefcapError
+from prefcap.synth.grammar import reference_captions
+from prefcap.synth.render import render_scene
+from prefcap.synth.scene import DOMAINS, sample_scene
 
 DEFAULT_SPLITS: dict[str, dict[str, float]] = {
     # source trains the baseline; target is split as the demo uses it (see DESIGN.md).

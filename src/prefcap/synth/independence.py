@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from prefcap.data.records import Clip
-from prefcap.data.synth.eval_judge.reading import read_caption
-from prefcap.data.synth.eval_judge.scoring import caption_flags, heard_scene
-from prefcap.data.synth.panel import Panel
+from prefcap.synth.eval_judge.reading import read_caption
+from prefcap.synth.eval_judge.scoring import caption_flags, heard_scene
+from prefcap.synth.panel import Panel
 
 Pair = tuple[Clip, str, str]
 
