@@ -1,13 +1,13 @@
-"""Typed recipe files (prefcap.recipes) and the demo's sizes read through them."""
+"""Typed recipe files (prefcap.config) and the demo's sizes read through them."""
 
 from dataclasses import dataclass, field
 
 import pytest
 
+from prefcap.config import from_mapping, load_recipe
 from prefcap.demo import DemoConfig, demo_size, stage_names
 from prefcap.demo.sizes import SIZES_DIR
 from prefcap.errors import PrefcapError
-from prefcap.recipes import from_mapping, load_recipe
 from prefcap.reward.model import RewardConfig
 from prefcap.rl.trainer import RLConfig
 

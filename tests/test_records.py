@@ -3,7 +3,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from prefcap.config import apply_overrides, file_overrides
+from prefcap.config import apply_overrides, config_from_file
 from prefcap.data.records import (
     Caption,
     Clip,
@@ -127,24 +127,27 @@ def test_recipe_file_sections_are_typed_overrides_and_the_command_line_wins(tmp_
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("rl:\n  n: 3\n  rate: 1e-3   # YAML 1.1 reads this as a string\n  flag: true\n  limit: null\n"
                       "sft:\n  n: 9\n")
-    from_file = file_overrides(recipe, "rl")
-    assert apply_overrides(_Config(), from_file) == _Config(n=3, rate=1e-3, flag=True, limit=None)
-    assert apply_overrides(_Config(), [*from_file, "n=4"]).n == 4
-    assert file_overrides(recipe, "dpo") == []
+    from_file = config_from_file(_Config(), recipe, "rl")
+    assert from_file == _Config(n=3, rate=1e-3, flag=True, limit=None)
+    assert apply_overrides(from_file, ["n=4"]).n == 4
+    assert config_from_file(_Config(n=5), recipe, "dpo") == _Config(n=5)
     recipe.write_text("rl:\n  nn: 3\n")
-    with pytest.raises(PrefcapError, match="unknown config field 'nn'"):
-        apply_overrides(_Config(), file_overrides(recipe, "rl"))
+    with pytest.raises(PrefcapError, match=r"unknown _Config field\(s\) nn"):
+        config_from_file(_Config(), recipe, "rl")
+    recipe.write_text("rl:\n  n: three\n")
+    with pytest.raises(PrefcapError, match="rl: n: expected a value of type int"):
+        config_from_file(_Config(), recipe, "rl")
     recipe.write_text("rlhf:\n  n: 3\n")
     with pytest.raises(PrefcapError, match=r"recipe.yaml: unknown section\(s\) rlhf"):
-        file_overrides(recipe, "rl")
+        config_from_file(_Config(), recipe, "rl")
     recipe.write_text("rl: [1, 2\n")
     with pytest.raises(PrefcapError, match="not valid YAML"):
-        file_overrides(recipe, "rl")
+        config_from_file(_Config(), recipe, "rl")
     recipe.write_text("rl: 3\n")
     with pytest.raises(PrefcapError, match="section 'rl' must map"):
-        file_overrides(recipe, "rl")
+        config_from_file(_Config(), recipe, "rl")
     with pytest.raises(PrefcapError, match="missing.yaml"):
-        file_overrides(tmp_path / "missing.yaml", "rl")
+        config_from_file(_Config(), tmp_path / "missing.yaml", "rl")
 
 
 def test_references_by_clip_groups_reference_texts_in_order():

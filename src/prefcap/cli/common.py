@@ -8,7 +8,7 @@ import importlib
 from collections.abc import Callable
 from pathlib import Path
 
-from prefcap.config import describe_fields, file_overrides
+from prefcap.config import ConfigT, apply_overrides, config_from_file, describe_fields
 from prefcap.errors import PrefcapError
 
 
@@ -58,9 +58,11 @@ def add_config_fields(command: argparse.ArgumentParser, config_class: str, secti
                              "sets config fields; key=value items still win")
 
 
-def config_overrides(args: argparse.Namespace, section: str) -> list[str]:
-    """The `--config` file's section for this command, then the command line's `key=value` items."""
-    return [*file_overrides(args.config, section), *args.overrides] if args.config else args.overrides
+def configured(config: ConfigT, args: argparse.Namespace, section: str) -> ConfigT:
+    """`config` with the `--config` file's section for this command, then the command line's `key=value` items."""
+    if args.config:
+        config = config_from_file(config, args.config, section)
+    return apply_overrides(config, args.overrides)
 
 
 def with_db(command: argparse.ArgumentParser) -> argparse.ArgumentParser:

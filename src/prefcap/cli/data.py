@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from prefcap.cli.common import COUNT, SEED, add_config_fields, config_overrides
+from prefcap.cli.common import COUNT, SEED, add_config_fields, configured
 from prefcap.config import apply_overrides
 from prefcap.errors import PrefcapError
 
@@ -108,7 +108,7 @@ def _sft(args: argparse.Namespace) -> None:
     from prefcap.captioners.sft import SFTConfig, new_captioner, train_captioner
     from prefcap.data.records import read_captions, read_clips
 
-    config = apply_overrides(SFTConfig(), config_overrides(args, "sft"))
+    config = configured(SFTConfig(), args, "sft")
     clips, captions = read_clips(args.data / "clips.jsonl"), read_captions(args.data / "captions.jsonl")
     train = [c for c in clips if c.split == args.train_split]
     val = [c for c in clips if c.split == args.val_split]

@@ -11,7 +11,7 @@ from pathlib import Path
 from prefcap.cli.common import (
     SEED,
     add_config_fields,
-    config_overrides,
+    configured,
     int_in,
     need_file,
     need_folder,
@@ -27,7 +27,7 @@ def _reward_train(args: argparse.Namespace) -> None:
     from prefcap.reward.model import RewardConfig
     from prefcap.reward.recipes import train_from_store
 
-    config = apply_overrides(RewardConfig(seed=args.seed), config_overrides(args, "reward"))
+    config = configured(RewardConfig(seed=args.seed), args, "reward")
     check_encoder_name(args.encoder)
     store = open_store(args)
     metrics = train_from_store(store, text_encoder(args.encoder), args.out, config, mode=args.mode,
@@ -95,7 +95,7 @@ def _rl(args: argparse.Namespace) -> None:
     from prefcap.rl.recipes import run_rl
     from prefcap.rl.trainer import RLConfig
 
-    config = apply_overrides(RLConfig(seed=args.seed), config_overrides(args, "rl"))
+    config = configured(RLConfig(seed=args.seed), args, "rl")
     check_captioner(args.captioner)  # cheap checks first: a typo must not wait for the hub
     if args.reference:
         check_captioner(args.reference)
@@ -119,7 +119,7 @@ def _dpo(args: argparse.Namespace) -> None:
     from prefcap.rl.dpo import DPOConfig
     from prefcap.rl.recipes import run_dpo
 
-    config = apply_overrides(DPOConfig(seed=args.seed), config_overrides(args, "dpo"))
+    config = configured(DPOConfig(seed=args.seed), args, "dpo")
     check_captioner(args.captioner)
     metrics = run_dpo(args.captioner, open_store(args), args.out, config)
     best = next(v for v in metrics["validation"] if v["step"] == metrics["best_step"])

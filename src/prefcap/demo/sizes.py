@@ -1,5 +1,5 @@
 """The demo's sizes: every per-size setting of a run, read from one YAML file (sizes/<name>.yaml, shipped as
-package data) into `DemoSize` by the typed loader in prefcap.recipes. `prefcap demo --config FILE` runs a file of
+package data) into `DemoSize` by the typed loader in prefcap.config. `prefcap demo --config FILE` runs a file of
 the same shape."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from prefcap.captioners.sft import SFTConfig
+from prefcap.config import load_recipe
 from prefcap.encoders.train import EncoderTrainConfig
 from prefcap.errors import PrefcapError
 from prefcap.prefs.pairs import PairsConfig
-from prefcap.recipes import load_recipe
 from prefcap.reward.model import RewardConfig
 from prefcap.rl.dpo import DPOConfig
 from prefcap.rl.trainer import RLConfig
