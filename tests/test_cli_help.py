@@ -9,6 +9,7 @@ from prefcap.captioners.base import Decoding
 from prefcap.captioners.sft import SFTConfig
 from prefcap.cli import main
 from prefcap.config import describe_fields, field_help, format_default
+from prefcap.demo import DemoConfig
 from prefcap.encoders.train import EncoderTrainConfig
 from prefcap.prefs.assign import AssignConfig
 from prefcap.prefs.pairs import PairsConfig
@@ -19,7 +20,7 @@ from prefcap.synth.corpus import SynthConfig
 
 COMMAND_CONFIGS = [("rl", RLConfig), ("sft", SFTConfig), ("reward-train", RewardConfig), ("reward-eval", RewardConfig),
                    ("dpo", DPOConfig), ("pairs", PairsConfig), ("caption", Decoding), ("synth", SynthConfig),
-                   ("encoder-train", EncoderTrainConfig)]
+                   ("encoder-train", EncoderTrainConfig), ("demo", DemoConfig)]
 
 
 def command_help(command: str, capsys) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from prefcap.captioners.load import load_captioner
@@ -62,13 +62,18 @@ from prefcap.synth.corpus import SynthConfig, synthesize
 
 @dataclass(frozen=True)
 class DemoConfig:
-    seed: int = 0
-    size: str = "demo"  # "tiny", "demo" (demo/sizes/<size>.yaml) or a recipe file of the same shape (--config)
-    sample_rate: int = 16_000
-    rounds: int = ROUNDS  # preference rounds: the judgment budget and RL's steps are split over them
-    device: str = "auto"  # "auto" (a GPU when torch sees one), "cpu" or "cuda": every stage runs there
-    diagnostics: bool = False  # also the reward-model variants, learning curve and ensemble uncertainty (slower)
-    decomposition: bool = False  # also rlhf-oracle, rlhf-paper and the supervised learning curve (slower)
+    seed: int = field(default=0, metadata={"help": "the run's seed: corpora, models, panels and splits follow it"})
+    size: str = field(default="demo", metadata={
+        "help": "tiny, demo (demo/sizes/<size>.yaml) or a recipe file of the same shape (--config)"})
+    sample_rate: int = field(default=16_000, metadata={"help": "sample rate of the synthetic corpora (Hz)"})
+    rounds: int = field(default=ROUNDS, metadata={
+        "help": "preference rounds: the judgment budget and RL's steps are split over them"})
+    device: str = field(default="auto", metadata={
+        "help": "auto (a GPU when torch sees one), cpu or cuda: every stage runs there"})
+    diagnostics: bool = field(default=False, metadata={
+        "help": "also the reward-model variants, learning curve and ensemble uncertainty (slower)"})
+    decomposition: bool = field(default=False, metadata={
+        "help": "also rlhf-oracle, rlhf-paper and the supervised learning curve (slower)"})
 
     def __post_init__(self) -> None:
         size = demo_size(self.size)  # an unknown size or a bad recipe file is refused here
