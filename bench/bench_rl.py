@@ -34,7 +34,7 @@ from prefcap.encoders.clap import ClapEncoder
 from prefcap.provenance import machine
 from prefcap.reward.model import RewardModel
 from prefcap.rl.data import load_rl_audio
-from prefcap.rl.recipes import run_rl
+from prefcap.rl.jobs import run_rl
 from prefcap.rl.rewards import CaptionReward
 from prefcap.rl.trainer import RLConfig, advantages, batch_indices, kl_shaped_rewards, policy_loss
 

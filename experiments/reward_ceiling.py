@@ -28,10 +28,10 @@ from prefcap.prefs.store import Store
 from prefcap.reward import features as reward_features
 from prefcap.reward import model as reward_model
 from prefcap.reward.data import PreferencePair, pairs_from_rows, split_by_clip
-from prefcap.reward.evaluate import evaluate_reward
 from prefcap.reward.features import PairFeatures, pair_features
+from prefcap.reward.jobs import audio_embeddings
 from prefcap.reward.model import RewardConfig
-from prefcap.reward.recipes import audio_embeddings
+from prefcap.reward.quality import evaluate_reward
 from prefcap.reward.train import train_reward
 from prefcap.synth.judge import scene_of
 from prefcap.synth.lexicon import ADJECTIVES, CLASS_NAMES

@@ -38,14 +38,14 @@ from prefcap.data.records import read_captions, read_clips
 from prefcap.demo import BASELINE, DPO, ENCODER_CONFIGS, RL, RL_EVAL_CLIPS
 from prefcap.encoders.cache import EmbeddingCache
 from prefcap.encoders.clap import ClapEncoder
-from prefcap.encoders.evaluate import text_to_audio_recall, zero_shot_event_map
 from prefcap.encoders.train import train_encoder
+from prefcap.encoders.zero_shot import text_to_audio_recall, zero_shot_event_map
 from prefcap.eval.metrics import compute_metrics
 from prefcap.eval.pairwise import clip_outcomes, summarise
 from prefcap.eval.systems import system_scores
 from prefcap.prefs.store import Store
 from prefcap.reward.model import RewardModel
-from prefcap.rl.recipes import run_dpo, run_rl
+from prefcap.rl.jobs import run_dpo, run_rl
 from prefcap.rl.trainer import LOSS_VERSION
 from prefcap.stages import run_stage
 from prefcap.synth import panels

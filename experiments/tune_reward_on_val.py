@@ -23,9 +23,9 @@ from prefcap.encoders.clap import ClapEncoder
 from prefcap.prefs.perturb import PERTURBATIONS
 from prefcap.prefs.store import Store
 from prefcap.reward.data import pairs_from_rows, split_by_clip
-from prefcap.reward.evaluate import evaluate_reward
 from prefcap.reward.features import pair_features
-from prefcap.reward.recipes import audio_embeddings
+from prefcap.reward.jobs import audio_embeddings
+from prefcap.reward.quality import evaluate_reward
 from prefcap.reward.train import train_reward
 
 

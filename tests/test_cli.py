@@ -14,7 +14,7 @@ import torch
 from prefcap.cli import exposure_warning, main
 from prefcap.demo import DIAGNOSTIC_VARIANTS, PAPER_VARIANT
 from prefcap.prefs.store import Store
-from prefcap.reward.recipes import FENSE_CANDIDATES, FENSE_VARIANTS
+from prefcap.reward.jobs import FENSE_CANDIDATES, FENSE_VARIANTS
 from prefcap.rl.trainer import LOSS_VERSION
 from prefcap.synth.adversarial import EXTRA_KINDS, REQUIRED_KINDS
 from prefcap.synth.panels import LISTENERS_VERSION

@@ -11,9 +11,9 @@ from transformers import ClapFeatureExtractor
 from prefcap.data.audio import load_audio
 from prefcap.data.records import read_captions, read_clips
 from prefcap.encoders.clap import ClapEncoder
-from prefcap.encoders.evaluate import text_to_audio_recall
 from prefcap.encoders.offline_clap import OfflineClapConfig, OfflineClapModel
 from prefcap.encoders.train import EncoderTrainConfig, positives, train_encoder
+from prefcap.encoders.zero_shot import text_to_audio_recall
 from prefcap.errors import PrefcapError
 from prefcap.synth.corpus import SynthConfig, synthesize
 from tiny_models import CLAP_TEXTS, save_tiny_clap

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 from prefcap.errors import PrefcapError
 from prefcap.reward.data import PreferencePair, clip_folds, pairs_from_rows, preference_targets, split_by_clip
-from prefcap.reward.evaluate import expected_calibration_error, learning_curve, single_annotator_agreement
 from prefcap.reward.features import PairFeatures, pair_features
 from prefcap.reward.model import RewardConfig, RewardModel
+from prefcap.reward.quality import expected_calibration_error, learning_curve, single_annotator_agreement
 from prefcap.reward.train import bradley_terry_loss, train_reward
 
 SMALL = RewardConfig(hidden=(16, 8), epochs=40, batch_size=32, learning_rate=3e-3, val_fraction=0.0, dropout=0.0)

@@ -13,8 +13,8 @@ from prefcap.encoders.sentence import SentenceEncoder
 from prefcap.errors import PrefcapError
 from prefcap.reward.data import PreferencePair
 from prefcap.reward.features import pair_features
+from prefcap.reward.jobs import fense_cross_validation
 from prefcap.reward.model import WEIGHTS_FILE, RewardConfig, RewardModel
-from prefcap.reward.recipes import fense_cross_validation
 from prefcap.reward.train import train_reward
 from tiny_models import save_tiny_clap
 

@@ -46,8 +46,8 @@ def _pairs(args: argparse.Namespace) -> None:
     scorer = None
     if args.reward:
         from prefcap.encoders.clap import ClapEncoder
+        from prefcap.reward.jobs import reward_scorer
         from prefcap.reward.model import RewardModel
-        from prefcap.reward.recipes import reward_scorer
 
         encoder = ClapEncoder.from_pretrained(args.encoder)
         scorer = reward_scorer(RewardModel.load(args.reward, encoder=encoder), encoder,

@@ -24,8 +24,8 @@ from prefcap.errors import PrefcapError
 
 def _reward_train(args: argparse.Namespace) -> None:
     from prefcap.encoders.load import check_encoder_name, text_encoder
+    from prefcap.reward.jobs import train_from_store
     from prefcap.reward.model import RewardConfig
-    from prefcap.reward.recipes import train_from_store
 
     config = configured(RewardConfig(seed=args.seed), args, "reward")
     check_encoder_name(args.encoder)
@@ -40,7 +40,7 @@ def _reward_train(args: argparse.Namespace) -> None:
 
 def _fense_eval(args: argparse.Namespace) -> dict:
     from prefcap.encoders.load import check_encoder_name, text_encoder
-    from prefcap.reward.recipes import (
+    from prefcap.reward.jobs import (
         FENSE_CANDIDATES,
         FENSE_VARIANTS,
         fense_accuracy,
@@ -76,7 +76,7 @@ def _reward_eval(args: argparse.Namespace) -> None:
         if not (args.model and args.db and args.encoder):
             raise PrefcapError("give --model DIR, --db DB and --encoder (the one it was trained on), or --fense FILE")
         from prefcap.encoders.load import check_encoder_name, text_encoder
-        from prefcap.reward.recipes import evaluate_saved
+        from prefcap.reward.jobs import evaluate_saved
 
         need_folder(args.model, "reward model folder")
         check_encoder_name(args.encoder)
@@ -92,7 +92,7 @@ def _reward_eval(args: argparse.Namespace) -> None:
 def _rl(args: argparse.Namespace) -> None:
     from prefcap.captioners.load import check_captioner
     from prefcap.encoders.load import check_encoder_name, text_encoder
-    from prefcap.rl.recipes import run_rl
+    from prefcap.rl.jobs import run_rl
     from prefcap.rl.trainer import RLConfig
 
     config = configured(RLConfig(seed=args.seed), args, "rl")
@@ -117,7 +117,7 @@ def _rl(args: argparse.Namespace) -> None:
 def _dpo(args: argparse.Namespace) -> None:
     from prefcap.captioners.load import check_captioner
     from prefcap.rl.dpo import DPOConfig
-    from prefcap.rl.recipes import run_dpo
+    from prefcap.rl.jobs import run_dpo
 
     config = configured(DPOConfig(seed=args.seed), args, "dpo")
     check_captioner(args.captioner)

@@ -12,7 +12,7 @@ This module keeps the names other code imports from `prefcap.demo`.
 """
 
 from prefcap.demo.decomposition import PanelReward
-from prefcap.demo.evaluate import COMPARISONS, RARE_SHARE, SYSTEMS
+from prefcap.demo.eval_stages import COMPARISONS, RARE_SHARE, SYSTEMS
 from prefcap.demo.rounds import (
     FIRST_ROUND_SHARE,
     LATER_CONTRAST_FRACTION,

@@ -24,9 +24,9 @@ from prefcap.errors import PrefcapError
 from prefcap.eval.metrics import compute_metrics
 from prefcap.eval.pairwise import clip_outcomes, summarise
 from prefcap.prefs.store import Store
+from prefcap.reward.jobs import train_from_store
 from prefcap.reward.model import RewardConfig, RewardModel
-from prefcap.reward.recipes import train_from_store
-from prefcap.rl.recipes import run_rl
+from prefcap.rl.jobs import run_rl
 from prefcap.rl.rewards import CaptionReward
 from prefcap.rl.trainer import RLConfig
 from prefcap.synth import panels

@@ -13,10 +13,10 @@ from prefcap.encoders.clap import ClapEncoder
 from prefcap.prefs.perturb import PERTURBATIONS
 from prefcap.prefs.store import Store
 from prefcap.reward.data import pairs_from_rows, split_by_clip
-from prefcap.reward.evaluate import preference_metrics
 from prefcap.reward.features import pair_features
+from prefcap.reward.jobs import audio_embeddings, train_from_store
 from prefcap.reward.model import RewardConfig, RewardModel
-from prefcap.reward.recipes import audio_embeddings, train_from_store
+from prefcap.reward.quality import preference_metrics
 from prefcap.reward.train import train_reward
 from prefcap.reward.variants import UNCERTAINTY_ENSEMBLE, adversarial_accuracy, ensemble_uncertainty, variant_slug
 from prefcap.synth import panels

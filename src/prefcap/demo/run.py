@@ -26,7 +26,7 @@ from prefcap.demo.decomposition import (
     evaluate_diagnostics,
     train_supervised_on,
 )
-from prefcap.demo.evaluate import COMPARISONS, RARE_SHARE, SYSTEMS, evaluate_baseline, evaluate_demo_systems
+from prefcap.demo.eval_stages import COMPARISONS, RARE_SHARE, SYSTEMS, evaluate_baseline, evaluate_demo_systems
 from prefcap.demo.results import write_results
 from prefcap.demo.reward import train_demo_reward, train_round_reward
 from prefcap.demo.rounds import (
@@ -43,15 +43,15 @@ from prefcap.demo.sizes import DemoSize, demo_size
 from prefcap.devices import DEVICES, resolve_device
 from prefcap.encoders.cache import EmbeddingCache
 from prefcap.encoders.clap import ClapEncoder
-from prefcap.encoders.evaluate import text_to_audio_recall, zero_shot_event_map
 from prefcap.encoders.train import train_encoder
+from prefcap.encoders.zero_shot import text_to_audio_recall, zero_shot_event_map
 from prefcap.errors import PrefcapError
 from prefcap.prefs.pairs import build_pairs
 from prefcap.prefs.perturb import PERTURBATIONS_VERSION
 from prefcap.prefs.simulate import simulate
 from prefcap.prefs.store import Store
 from prefcap.reward.variants import DIAGNOSTIC_VARIANTS, PAPER_VARIANT, UNCERTAINTY_CAPTIONS, UNCERTAINTY_ENSEMBLE
-from prefcap.rl.recipes import run_dpo, run_rl
+from prefcap.rl.jobs import run_dpo, run_rl
 from prefcap.rl.trainer import LOSS_VERSION
 from prefcap.stages import run_stage
 from prefcap.synth import panels

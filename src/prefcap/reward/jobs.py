@@ -1,4 +1,4 @@
-"""Reward-model recipes: the few end-to-end jobs the CLI and the demo run, each readable top to bottom.
+"""Reward-model jobs: the few end-to-end jobs the CLI and the demo run, each readable top to bottom.
 
 - `train_from_store`: judgments in a store + a frozen encoder -> a trained, evaluated, saved reward model;
 - `fense_eval` / `fense_cross_validation`: the reference-conditioned model on FENSE-format human judgments.
@@ -24,9 +24,9 @@ from prefcap.io import atomic_write
 from prefcap.prefs.pairs import Scorer
 from prefcap.prefs.store import Store
 from prefcap.reward.data import PreferencePair, clip_folds, pairs_from_rows, split_by_clip
-from prefcap.reward.evaluate import evaluate_reward, learning_curve, preference_metrics
 from prefcap.reward.features import PairFeatures, TextEncoder, fluency_features, pair_features
 from prefcap.reward.model import RewardConfig, RewardModel
+from prefcap.reward.quality import evaluate_reward, learning_curve, preference_metrics
 from prefcap.reward.train import train_reward
 
 FENSE_CATEGORIES = ("HC", "HI", "HM", "MM")
