@@ -106,7 +106,7 @@ def build_prefs_store(root, n_clips: int = 6, audio: bool = True, annotators: tu
     from prefcap.data.records import Caption
     from prefcap.prefs.assign import AssignConfig, assign
     from prefcap.prefs.store import NewPair, Store
-    from prefcap.synth.agreement import single_fault_pair
+    from prefcap.synth.faults import single_fault_pair
 
     root = Path(root)
     store = Store(db or root / "prefs.sqlite")

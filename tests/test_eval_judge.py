@@ -12,13 +12,14 @@ from conftest import synthetic_clips
 from prefcap.cli import main
 from prefcap.data.records import Clip, write_jsonl
 from prefcap.synth import grammar
-from prefcap.synth.agreement import _corrupt_spec
 from prefcap.synth.eval_judge import CarefulWeights, heard_scene, read_caption, score_terms
 from prefcap.synth.eval_judge.scoring import caption_flags
+from prefcap.synth.faults import _corrupt_spec
 
 # the training panel's parser, lexicon and scoring, and the corpus code they are written with
 TRAINING_SIDE = {"prefcap.synth.parse", "prefcap.synth.lexicon", "prefcap.synth.judge",
-                 "prefcap.synth.grammar", "prefcap.synth.agreement", "prefcap.synth.scene"}
+                 "prefcap.synth.grammar", "prefcap.synth.agreement", "prefcap.synth.faults",
+                 "prefcap.synth.scene"}
 
 
 def _imports(module: str) -> set[str]:

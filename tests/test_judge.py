@@ -5,7 +5,7 @@ import pytest
 
 from prefcap.data.records import Clip
 from prefcap.errors import PrefcapError
-from prefcap.synth import agreement, panels
+from prefcap.synth import agreement, faults, panels
 from prefcap.synth.eval_judge import EVALUATION_PANEL
 from prefcap.synth.judge import (
     TRAINING_PANEL,
@@ -24,7 +24,7 @@ def report(target_clips):
     return agreement.annotator_report(target_clips, seed=3, n_pairs=600)
 
 
-@pytest.mark.parametrize("fault", agreement.SINGLE_FAULTS)
+@pytest.mark.parametrize("fault", faults.SINGLE_FAULTS)
 @pytest.mark.parametrize("panel", ["train", "eval"])
 def test_reference_beats_a_single_fault_95_percent(report, fault, panel):
     assert report["reference_win_rate"][fault][panel] >= 0.95
@@ -63,8 +63,8 @@ def test_same_question_same_answer_and_ties_happen(target_clips):
     verdicts = []
     for clip in target_clips[:100]:
         scene = scene_of(clip)
-        spec = agreement.grammar.spec_from_scene(scene, rng, attribute_prob=0.0)
-        verdicts.append(annotator.prefer(clip, agreement.grammar.render(spec, 1), agreement.grammar.render(spec, 2)))
+        spec = faults.grammar.spec_from_scene(scene, rng, attribute_prob=0.0)
+        verdicts.append(annotator.prefer(clip, faults.grammar.render(spec, 1), faults.grammar.render(spec, 2)))
     assert verdicts.count("tie") > 20
     assert abs(verdicts.count("a") - verdicts.count("b")) < 20
 
@@ -83,7 +83,7 @@ def test_noise_makes_close_calls_uncertain(target_clips):
     """A hot annotator flips some verdicts a cold one gives consistently."""
     cold = SimulatedAnnotator("cold", TrainingListener(), Weights(), temperature=0.01, tie_threshold=0.0)
     hot = SimulatedAnnotator("hot", TrainingListener(), Weights(), temperature=3.0, tie_threshold=0.0)
-    pairs = agreement.machine_like_pairs(target_clips, np.random.default_rng(1), 200)
+    pairs = faults.machine_like_pairs(target_clips, np.random.default_rng(1), 200)
     cold_vs_hot = np.mean([cold.prefer(*p) == hot.prefer(*p) for p in pairs])
     assert 0.5 < cold_vs_hot < 0.85
 
@@ -101,12 +101,12 @@ def test_clip_without_scene_is_a_clear_error(panel):
         annotator.prefer(Clip(id="real-clip"), "a dog barks", "a cat meows")
 
 
-@pytest.mark.parametrize("fault", agreement.FALSE_FAULTS)
+@pytest.mark.parametrize("fault", faults.FALSE_FAULTS)
 def test_every_false_caption_states_something_false(target_clips, fault):
     # the encoder's hard negatives: a "false" caption that is true of its clip would teach the CLAP the opposite
     # (an attribute the reference leaves unstated must be flipped against the event's value, not a default)
     rng = np.random.default_rng(4)
     for clip in target_clips[:120]:
         scene = scene_of(clip)
-        terms = score_terms(parse_caption(agreement.false_caption(scene, rng, (fault,))), scene, Weights())
+        terms = score_terms(parse_caption(faults.false_caption(scene, rng, (fault,))), scene, Weights())
         assert terms["hallucination"] < 0 or terms["wrong_attribute"] < 0, clip.id

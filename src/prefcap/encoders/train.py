@@ -24,7 +24,7 @@ from prefcap.data.records import Caption, Clip, references_by_clip
 from prefcap.encoders.clap import ClapEncoder
 from prefcap.encoders.offline_clap import OfflineClapConfig, OfflineClapModel
 from prefcap.errors import PrefcapError
-from prefcap.synth.agreement import FALSE_FAULTS, false_caption
+from prefcap.synth.faults import FALSE_FAULTS, false_caption
 from prefcap.synth.grammar import keyword_caption
 from prefcap.synth.lexicon import CLASS_NAMES
 from prefcap.synth.scene import Scene
