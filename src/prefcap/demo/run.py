@@ -1,12 +1,5 @@
-"""`prefcap demo`: the paper's experiment end to end on the embedded default, each stage cached in the run folder.
-
-Stages, in order: the synthetic corpus (general, source and target domains), the checks of the simulated
-annotators that stand in for people, the offline CLAP (trained on `general`, evaluated on target), the baseline
-captioner (trained on source), the preference data (pairs of the baseline's own captions of the target `prefs`
-clips, judged by the simulated training panel through the judgment store), the reward model, RL on the target
-`rl` audio (no captions), the `supervised` comparison, DPO, and the evaluation of every system on the held-out
-`test` clips by the simulated evaluation panel; then `results.json` and `report.html`. `run_seeds` repeats it.
-"""
+"""The demo's orchestrator: `run_demo` runs the stages (listed in the package docstring) in order, each cached in
+the run folder under a key of its inputs, and writes `results.json` and `report.html`."""
 
 from __future__ import annotations
 
