@@ -23,7 +23,7 @@ from prefcap.captioners.sft import new_captioner
 from prefcap.data.records import Caption, read_captions, read_clips
 from prefcap.errors import PrefcapError
 from prefcap.reward.model import RewardConfig, RewardModel
-from prefcap.rl import recipes
+from prefcap.rl import jobs
 from prefcap.rl.data import AudioOnlyClip, load_rl_audio
 from prefcap.rl.rewards import CaptionReward, RewardTerms, repeated_ngrams
 from prefcap.rl.trainer import (
@@ -317,8 +317,8 @@ def test_run_rl_never_reads_captions(corpus, captioner_dir, tmp_path, monkeypatc
     for wav in corpus.glob("audio/*"):
         (tmp_path / "data" / "audio").mkdir(exist_ok=True)
         os.symlink(wav, tmp_path / "data" / "audio" / wav.name)
-    monkeypatch.setattr(recipes, "CaptionReward", lambda model, encoder, config, clip_pool=None: LengthReward())
-    monkeypatch.setattr(recipes.RewardModel, "load", lambda *a, **k: None)
+    monkeypatch.setattr(jobs, "CaptionReward", lambda model, encoder, config, clip_pool=None: LengthReward())
+    monkeypatch.setattr(jobs.RewardModel, "load", lambda *a, **k: None)
 
     class Encoder:
         id, dim, sample_rate = "toy", 4, 16_000
@@ -326,7 +326,7 @@ def test_run_rl_never_reads_captions(corpus, captioner_dir, tmp_path, monkeypatc
         def embed_audio(self, waveforms, sr):
             return torch.ones(len(waveforms), 4) / 2
 
-    metrics = recipes.run_rl(captioner_dir, tmp_path, Encoder(), tmp_path / "data" / "clips.jsonl", tmp_path / "rl",
+    metrics = jobs.run_rl(captioner_dir, tmp_path, Encoder(), tmp_path / "data" / "clips.jsonl", tmp_path / "rl",
                              RLConfig(max_steps=2, batch_size=2, num_generations=2, max_new_tokens=8),
                              split="rl", eval_split="val", eval_clips=2, progress=False)
     assert metrics["steps"] == 2
