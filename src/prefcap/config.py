@@ -74,6 +74,14 @@ RENAMED_FIELDS = {
 }
 
 
+def refuse_renamed(key: str, names: set[str], where: str) -> None:
+    """A renamed field's old name, used where the new one exists, is an error naming the new one."""
+    new = RENAMED_FIELDS.get(key)
+    if new and key not in names and new in names:
+        raise PrefcapError(f"{where}config field {key!r} is now {new!r} (the same meaning, a name that does not clash "
+                           f"with transformers' and TRL's {key}): use {new}")
+
+
 def apply_overrides(config: ConfigT, overrides: list[str]) -> ConfigT:
     """Return a copy of `config` with each `key=value` applied; unknown keys are an error, not a typo ignored."""
     hints = typing.get_type_hints(type(config))
@@ -83,9 +91,7 @@ def apply_overrides(config: ConfigT, overrides: list[str]) -> ConfigT:
         key, sep, value = item.partition("=")
         if not sep:
             raise PrefcapError(f"expected key=value, got {item!r}")
-        if key in RENAMED_FIELDS and key not in names and RENAMED_FIELDS[key] in names:
-            raise PrefcapError(f"config field {key!r} is now {RENAMED_FIELDS[key]!r} (the same meaning, a name that "
-                               f"does not clash with transformers' and TRL's {key}): use {RENAMED_FIELDS[key]}=...")
+        refuse_renamed(key, names, "")
         if key not in names:
             raise PrefcapError(f"unknown config field {key!r}; fields are: {', '.join(sorted(names))}")
         changes[key] = _convert(value, hints[key], key)
@@ -148,8 +154,7 @@ def typed_fields(kind: type, value: Any, where: str) -> dict[str, Any]:
     hints = typing.get_type_hints(kind)
     names = {f.name for f in dataclasses.fields(kind)}  # type: ignore[arg-type]
     for key in value:
-        if key in RENAMED_FIELDS and key not in names and RENAMED_FIELDS[key] in names:
-            raise PrefcapError(f"{where}: field {key!r} is now {RENAMED_FIELDS[key]!r}")
+        refuse_renamed(key, names, f"{where}: ")
     unknown = sorted(str(key) for key in value if key not in names)
     if unknown:
         raise PrefcapError(f"{where}: unknown {kind.__name__} field(s) {', '.join(unknown)}; "

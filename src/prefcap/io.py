@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -104,3 +105,16 @@ def verify_checksums(folder: str | os.PathLike) -> dict[str, str]:
             raise PrefcapError(f"{path}: content differs from when it was saved (sha256 mismatch: damaged on disk "
                                "or changed by hand); copy it again or retrain")
     return {name: sha256 for name, (_, sha256) in expected.items()}
+
+
+HUB_ID = re.compile(r"^\w[\w.-]*(/\w[\w.-]*)?$")  # "name" or "owner/name"
+
+
+def check_folder_or_hub_id(name: str | os.PathLike, what: str) -> None:
+    """Refuse, before anything is loaded, what is neither a folder nor shaped like a hub id: a file, or a missing
+    path (a mistyped path would otherwise spend the hub's retries before failing). `what` names the folder."""
+    path = Path(name)
+    if path.exists() and not path.is_dir():
+        raise PrefcapError(f"{path}: a file, not a {what} folder")
+    if not path.exists() and not HUB_ID.match(str(name)):
+        raise PrefcapError(f"{path}: no such {what} folder")

@@ -6,7 +6,6 @@ A folder without that file, or a hub id, is taken for a plain transformers speec
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,23 +15,18 @@ from prefcap.captioners.audio_bart import AudioBartCaptioner
 from prefcap.captioners.base import META_FILE, Captioner
 from prefcap.captioners.hf_speech import SpeechSeq2SeqCaptioner
 from prefcap.errors import PrefcapError
-from prefcap.io import loading, verify_checksums
+from prefcap.io import check_folder_or_hub_id, loading, verify_checksums
 
 BACKENDS: dict[str, Callable[..., Captioner]] = {
     "audio-bart": AudioBartCaptioner.load,
     "hf-speech-seq2seq": SpeechSeq2SeqCaptioner.load,
 }
-_HUB_ID = re.compile(r"^\w[\w.-]*(/\w[\w.-]*)?$")
 
 
 def check_captioner(path_or_id: str | Path) -> None:
     """Refuse, before anything is loaded, what `load_captioner` would refuse without loading: a file, or a path that
     does not exist and is not shaped like a hub id."""
-    path = Path(path_or_id)
-    if path.exists() and not path.is_dir():
-        raise PrefcapError(f"{path}: a file, not a captioner folder")
-    if not path.exists() and not _HUB_ID.match(str(path_or_id)):
-        raise PrefcapError(f"{path}: no such captioner folder")
+    check_folder_or_hub_id(path_or_id, "captioner")
 
 
 def load_captioner(path_or_id: str | Path, device: str | torch.device | None = None) -> Captioner:
@@ -50,10 +44,7 @@ def load_captioner(path_or_id: str | Path, device: str | torch.device | None = N
         return _load(f"captioner folder {path}", lambda: BACKENDS[backend](path, device=device))
     if path.is_dir():
         return _load(f"model folder {path}", lambda: SpeechSeq2SeqCaptioner.from_pretrained(path, device=device))
-    if path.exists():
-        raise PrefcapError(f"{path}: a file, not a captioner folder")
-    if not _HUB_ID.match(str(path_or_id)):
-        raise PrefcapError(f"{path}: no such captioner folder")
+    check_captioner(path_or_id)
     return _load(f"{path_or_id}: no such folder, and as a hub model id it",
                  lambda: SpeechSeq2SeqCaptioner.from_pretrained(str(path_or_id), device=device))
 

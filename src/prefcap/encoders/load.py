@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 from prefcap.errors import PrefcapError
+from prefcap.io import check_folder_or_hub_id
 
 SBERT_PREFIX = "sbert:"
-_HUB_ID = re.compile(r"^\w[\w.-]*(/\w[\w.-]*)?$")
 
 
 def check_encoder_name(name: str) -> None:
@@ -18,11 +15,7 @@ def check_encoder_name(name: str) -> None:
         if not name.removeprefix(SBERT_PREFIX):
             raise PrefcapError(f"encoder {name!r}: name the sentence-transformers model after 'sbert:'")
         return
-    path = Path(name)
-    if path.exists() and not path.is_dir():
-        raise PrefcapError(f"{path}: a file, not a CLAP folder")
-    if not path.exists() and not _HUB_ID.match(name):
-        raise PrefcapError(f"{path}: no such CLAP folder")
+    check_folder_or_hub_id(name, "CLAP")
 
 
 def text_encoder(name: str):
