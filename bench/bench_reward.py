@@ -42,7 +42,8 @@ def main() -> None:
     # the RL clips: the clip-relative term's other clips come from them, as in RL
     pool = EmbeddingCache(args.run / "cache", encoder).embed_clips([c for c in target if c.split == "rl"],
                                                                   progress=False)
-    reward = CaptionReward(RewardModel.load(args.run / "reward", encoder=encoder), encoder, RL["demo"], clip_pool=pool)
+    terms = RL["demo"].reward_terms
+    reward = CaptionReward(RewardModel.load(args.run / "reward", encoder=encoder), encoder, terms, clip_pool=pool)
     clips = {c.id: c for c in target if c.split == "test"}
     captions = [c for name in SYSTEMS for c in read_captions(args.run / "eval" / f"captions-{name}.jsonl")]
     owners = [clips[c.clip_id] for c in captions]
@@ -78,7 +79,7 @@ def main() -> None:
         cache = EmbeddingCache(Path(tmp), encoder)
         cache.embed_clips(unique, progress=False)
         for name, folder in heads.items():
-            scorer = CaptionReward(RewardModel.load(folder, encoder=encoder), encoder, RL["demo"], clip_pool=pool)
+            scorer = CaptionReward(RewardModel.load(folder, encoder=encoder), encoder, terms, clip_pool=pool)
             seconds = statistics.median(one_pass(cache, scorer)[1] for _ in range(args.repeats))
             per_head[name] = len(texts) / seconds
     figures["captions_scored_per_second_by_head"] = per_head

@@ -48,7 +48,8 @@ def time_parts_alone(run: Path, encoder: ClapEncoder, config: RLConfig) -> dict[
     policy.model.eval()
     audio_all = load_rl_audio(clips, policy.sample_rate, progress=False)
     embeddings = EmbeddingCache(run / "cache", encoder).embed_clips(clips, progress=False)
-    reward = CaptionReward(RewardModel.load(run / "reward", encoder=encoder), encoder, config, clip_pool=embeddings)
+    reward = CaptionReward(RewardModel.load(run / "reward", encoder=encoder), encoder, config.reward_terms,
+                           clip_pool=embeddings)
     parameters = [p for p in policy.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=0.0)
     sampling = Decoding(mode="sample", temperature=config.temperature, top_p=1.0,

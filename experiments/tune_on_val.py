@@ -12,7 +12,7 @@ baseline trained on `source`, scored by CIDEr-D and distinct captions on the `so
 
 Each variant is cached in OUT/<variant>/ like a demo stage.
 
-    python experiments/tune_on_val.py runs/demo --out runs/tune --rl "beta=0.05" "beta=0.1 clap_coef=0"
+    python experiments/tune_on_val.py runs/demo --out runs/tune --rl "beta=0.05" "beta=0.1 reward_terms.clap_coef=0"
     python experiments/tune_on_val.py runs/demo --out runs/tune --dpo "learning_rate=1e-5" "beta=0.3"
     python experiments/tune_on_val.py runs/demo --out runs/tune --encoder "event_loss_weight=0"
     python experiments/tune_on_val.py runs/demo --out runs/tune --baseline "word_dropout=0"

@@ -95,7 +95,8 @@ def test_mistakes_a_user_can_make_end_in_one_line_and_leave_their_files_alone(tm
     cases = [
         (["synth", "--out", str(tmp_path / "s"), "--seed", "-1"], "--seed"),
         (["synth", "--out", str(a_file / "corpus")], "Not a directory"),
-        (["synth", "--out", str(tmp_path / "s"), 'splits={"train": "x"}'], "split fractions"),
+        (["synth", "--out", str(tmp_path / "s"), 'splits={"train": "x"}'],
+         "splits.train: expected a value of type float"),
         (["annotators", "list", "--db", str(tmp_path / "typo")], "no such judgment store"),
         (["annotators", "list", "--db", str(not_a_db)], "cannot open it as a judgment store"),
         (["simulate", "--db", str(foreign)], "a database of something else"),

@@ -33,14 +33,31 @@ def command_help(command: str, capsys) -> str:
 @pytest.mark.parametrize(("command", "config_class"), COMMAND_CONFIGS, ids=[c for c, _ in COMMAND_CONFIGS])
 def test_help_lists_every_config_field_with_its_default_and_help(command, config_class, capsys):
     text = command_help(command, capsys)
-    for field in dataclasses.fields(config_class):
-        assert field_help(field), f"{config_class.__name__}.{field.name} has no metadata help: document it"
-        entry = f"  {field.name} ("
-        assert entry in text, f"{command} --help does not list {field.name}"
+    for key, field in knobs(config_class):
+        assert field_help(field), f"{config_class.__name__}.{key} has no metadata help: document it"
+        entry = f"  {key} ("
+        assert entry in text, f"{command} --help does not list {key}"
         block = text[text.index(entry):].split("\n")
         assert f"default {format_default(field.default)})" in block[0]
         assert block[1].strip() == field_help(field)
     assert "repetition_penalty" not in text
+
+
+def knobs(config_class: type, prefix: str = "") -> list[tuple[str, dataclasses.Field]]:
+    """Every settable field: a nested config's (RLConfig.reward_terms) under dotted keys."""
+    found = []
+    for field in dataclasses.fields(config_class):
+        if field.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(field.default_factory()):
+            found += knobs(type(field.default_factory()), f"{prefix}{field.name}.")
+        else:
+            found.append((f"{prefix}{field.name}", field))
+    return found
+
+
+def test_the_rl_help_lists_the_reward_terms_under_dotted_keys(capsys):
+    text = command_help("rl", capsys)
+    assert "  reward_terms.clap_coef (float, default 0.0)" in text
+    assert "  reward_terms (" not in text
 
 
 def test_every_field_of_the_other_configs_has_help():

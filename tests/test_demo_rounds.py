@@ -15,7 +15,7 @@ from prefcap.demo import (
 )
 from prefcap.errors import PrefcapError
 from prefcap.prefs.pairs import PairsConfig
-from prefcap.rl.trainer import RLConfig
+from prefcap.rl.rewards import RewardTerms
 from prefcap.synth import panels
 from prefcap.synth.corpus import SynthConfig, synthesize
 
@@ -62,7 +62,7 @@ def test_the_oracle_reward_is_the_training_panels_own_score(tmp_path):
         def embed_text(self, texts):
             return torch.zeros(len(texts), 4)
 
-    reward = PanelReward(panel, clips, Encoder(), RLConfig(clap_coef=0.0), scale=0.5)
+    reward = PanelReward(panel, clips, Encoder(), RewardTerms(clap_coef=0.0), scale=0.5)
     captions = [references[i] for i in ids] + [other[i] for i in ids]
     total, terms = reward(torch.zeros(len(captions), 4), captions, torch.zeros(len(captions), dtype=torch.bool),
                           clip_ids=ids + ids)

@@ -4,11 +4,12 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from prefcap.config import from_mapping, load_recipe
+from prefcap.config import apply_overrides, config_from_file, from_mapping, load_recipe
 from prefcap.demo import DemoConfig, demo_size, stage_names
 from prefcap.demo.sizes import SIZES_DIR
 from prefcap.errors import PrefcapError
 from prefcap.reward.model import RewardConfig
+from prefcap.rl.rewards import RewardTerms
 from prefcap.rl.trainer import RLConfig
 
 
@@ -37,10 +38,35 @@ def test_numbers_take_the_declared_type(tmp_path):
 def test_unknown_and_mistyped_keys_are_refused_by_name():
     with pytest.raises(PrefcapError, match="unknown Inner field.*stpes"):
         from_mapping(Outer, {"inner": {"stpes": 3}}, "r.yaml")
-    with pytest.raises(PrefcapError, match="inner: steps"):
+    with pytest.raises(PrefcapError, match="r.yaml: inner.steps: expected a value of type int, got 'many'"):
         from_mapping(Outer, {"inner": {"steps": "many"}}, "r.yaml")
-    with pytest.raises(PrefcapError, match="repetition_coef"):
+    with pytest.raises(PrefcapError, match="'repetition_penalty' is now 'reward_terms.repetition_coef'"):
         from_mapping(RLConfig, {"repetition_penalty": 1.0}, "r.yaml")
+
+
+def test_the_reward_terms_are_a_nested_part_of_the_rl_config(tmp_path):
+    """Set by dotted keys or a nested mapping, merged into the current terms; a flat key names its new home."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("rl:\n  beta: 0.2\n  reward_terms:\n    clap_coef: 3\n    min_words: 9\n")
+    config = config_from_file(RLConfig(), recipe, "rl")
+    assert (config.beta, config.reward_terms) == (0.2, RewardTerms(clap_coef=3.0, min_words=9))
+    config = apply_overrides(config, ["reward_terms.min_words=5", "reward_terms.length_penalty=0"])
+    assert config.reward_terms == RewardTerms(clap_coef=3.0, min_words=5, length_penalty=0.0)
+    for flat in ("clap_coef=1", "min_words=5"):
+        key = flat.partition("=")[0]
+        with pytest.raises(PrefcapError, match=f"'{key}' is now 'reward_terms.{key}'"):
+            apply_overrides(RLConfig(), [flat])
+    with pytest.raises(PrefcapError, match="'repetition_penalty' is now 'reward_terms.repetition_coef'"):
+        apply_overrides(RLConfig(), ["repetition_penalty=2"])
+    with pytest.raises(PrefcapError, match="unknown RewardTerms field 'clap'"):
+        apply_overrides(RLConfig(), ["reward_terms.clap=1"])
+    with pytest.raises(PrefcapError, match="beta is not a nested config"):
+        apply_overrides(RLConfig(), ["beta.value=1"])
+    recipe.write_text("rl:\n  clap_coef: 3\n")
+    with pytest.raises(PrefcapError, match="rl: RLConfig field 'clap_coef' is now 'reward_terms.clap_coef'"):
+        config_from_file(RLConfig(), recipe, "rl")
+    with pytest.raises(PrefcapError, match="clip_relative_coef must be >= 0"):
+        apply_overrides(RLConfig(), ["reward_terms.clip_relative_coef=-1"])
 
 
 def test_the_demo_sizes_load_typed():

@@ -1,11 +1,19 @@
 """Dataclass configs: typed YAML files (the demo's sizes, `--config` recipes such as configs/clotho.yaml) and
-`key=value` overrides from the command line (torchtune-style: explicit fields), and their help for `--help`."""
+`key=value` overrides from the command line (torchtune-style: explicit fields), and their help for `--help`.
+
+Both routes type a value the same way (`_typed`): it is checked against, and coerced to, the type its field
+declares. PyYAML reads `1e-4` as the string "1e-4" (YAML 1.1 wants `1.0e-4`) and the command line gives strings
+only, so a float field takes a number or a string that parses as one; an int field an int, an integral float
+(1.0e3) or a string of one; a bool field true/false (or yes/no, 1/0 as text); a list becomes the tuple a frozen
+config holds; a mapping becomes the dataclass (or dict) its field names. A nested config's fields are set with
+dotted keys (`reward_terms.clap_coef=3`) or a nested mapping, merged into its current values. Unknown keys are
+refused by name, as are RENAMED_FIELDS and fields that moved into a nested config (the error names the new key).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import types
 import typing
 from pathlib import Path
@@ -17,114 +25,97 @@ from prefcap.errors import PrefcapError
 
 ConfigT = TypeVar("ConfigT")
 
-
-def _convert(text: str, kind: Any, key: str) -> Any:
-    origin = typing.get_origin(kind)
-    if origin in (typing.Union, types.UnionType):
-        options = [k for k in typing.get_args(kind) if k is not type(None)]
-        if text.lower() in ("none", "null"):
-            return None
-        kind = options[0]
-    if typing.get_origin(kind) is typing.Literal:
-        choices = [str(choice) for choice in typing.get_args(kind)]
-        if text not in choices:
-            raise PrefcapError(f"override {key}={text!r}: expected one of {', '.join(choices)}")
-        return text
-    try:
-        if kind is bool:
-            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(text)
-            return text.lower() in ("true", "1", "yes")
-        if kind in (int, float, str):
-            return kind(text)
-        return _structured(json.loads(text), kind, key)
-    except (ValueError, json.JSONDecodeError):
-        expected = getattr(kind, "__name__", kind)
-        raise PrefcapError(f"override {key}={text!r}: expected a value of type {expected}") from None
-
-
-def _structured(value: Any, kind: Any, key: str) -> Any:
-    """A parsed JSON value in the field's declared shape: a list becomes the tuple the frozen config holds, and
-    an object inside it the dataclass the field names (`decodings=[{"mode": "beam"}]` -> (Decoding(...),)), so
-    a bad entry is refused here, by name, rather than failing deep inside a run."""
-    if dataclasses.is_dataclass(kind):
-        if not isinstance(value, dict):
-            raise PrefcapError(f"override {key}: expected an object with fields of {kind.__name__}, got {value!r}")
-        hints = typing.get_type_hints(kind)
-        unknown = sorted(set(value) - set(hints))
-        if unknown:
-            raise PrefcapError(f"override {key}: unknown {kind.__name__} field(s) {', '.join(unknown)}; "
-                               f"fields are: {', '.join(sorted(hints))}")
-        return kind(**{name: _structured(item, hints[name], key) for name, item in value.items()})
-    if typing.get_origin(kind) is tuple:
-        if not isinstance(value, list):
-            raise PrefcapError(f"override {key}: expected a list, got {value!r}")
-        item_kind = typing.get_args(kind)[0]
-        return tuple(_structured(item, item_kind, key) for item in value)
-    allowed = {float: (int, float), int: (int,), str: (str,), bool: (bool,)}.get(kind)
-    if allowed and (not isinstance(value, allowed) or (kind is not bool and isinstance(value, bool))):
-        raise PrefcapError(f"override {key}: expected a value of type {kind.__name__}, got {value!r}")
-    return value
-
-
 # Fields renamed because the old name meant something else elsewhere: the old name is refused, naming the new one.
 RENAMED_FIELDS = {
     # transformers' generate and TRL use repetition_penalty for a logit factor; here it is a reward subtraction
     "repetition_penalty": "repetition_coef",
 }
 
-
-def refuse_renamed(key: str, names: set[str], where: str) -> None:
-    """A renamed field's old name, used where the new one exists, is an error naming the new one."""
-    new = RENAMED_FIELDS.get(key)
-    if new and key not in names and new in names:
-        raise PrefcapError(f"{where}config field {key!r} is now {new!r} (the same meaning, a name that does not clash "
-                           f"with transformers' and TRL's {key}): use {new}")
-
-
-def apply_overrides(config: ConfigT, overrides: list[str]) -> ConfigT:
-    """Return a copy of `config` with each `key=value` applied; unknown keys are an error, not a typo ignored."""
-    hints = typing.get_type_hints(type(config))
-    names = {f.name for f in dataclasses.fields(config)}
-    changes = {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise PrefcapError(f"expected key=value, got {item!r}")
-        refuse_renamed(key, names, "")
-        if key not in names:
-            raise PrefcapError(f"unknown config field {key!r}; fields are: {', '.join(sorted(names))}")
-        changes[key] = _convert(value, hints[key], key)
-    return dataclasses.replace(config, **changes)
-
-
 # The sections a recipe file (configs/*.yaml) may hold: one per command that takes a dataclass config.
 CONFIG_SECTIONS = ("sft", "reward", "rl", "dpo")
 
 
-def config_from_file(config: ConfigT, path: str | Path, section: str) -> ConfigT:
-    """`config` with the fields one section of a YAML recipe file sets, typed like any recipe (`load_recipe`); the
-    command line's `key=value` items are applied after it, so they win."""
-    recipe = read_yaml(path)
-    if recipe is None:
-        return config
-    if not isinstance(recipe, dict):
-        raise PrefcapError(f"config file {path}: expected a mapping of sections {', '.join(CONFIG_SECTIONS)}")
-    unknown = sorted(set(map(str, recipe)) - set(CONFIG_SECTIONS))
-    if unknown:
-        raise PrefcapError(f"config file {path}: unknown section(s) {', '.join(unknown)}; "
-                           f"sections are: {', '.join(CONFIG_SECTIONS)}")
-    fields = recipe.get(section) or {}
-    if not isinstance(fields, dict):
-        raise PrefcapError(f"config file {path}: section {section!r} must map config fields to values")
-    return dataclasses.replace(config, **typed_fields(type(config), fields, f"config file {path}, {section}"))
+# ---- keys ----------------------------------------------------------------------------------------------------------
 
 
-# ---- typed YAML files: a mapping read straight into a (nested) dataclass ----------------------------------------
-# Every value is checked against, and coerced to, the type its field declares: PyYAML reads `1e-4` as the string
-# "1e-4" (YAML 1.1 wants `1.0e-4`), so a float field takes a number or a string that parses as one; an int field
-# takes an int (or an integral float such as 1.0e3); a list becomes the tuple a frozen config holds; a nested
-# mapping becomes the dataclass (or dict) its field names. Unknown keys are refused by name, as are RENAMED_FIELDS.
+def _hints(kind: type) -> dict[str, Any]:
+    """The declared type of every field of the dataclass `kind`."""
+    names = {f.name for f in dataclasses.fields(kind)}  # type: ignore[arg-type]
+    return {name: hint for name, hint in typing.get_type_hints(kind).items() if name in names}
+
+
+def _nested_path(kind: type, name: str) -> str | None:
+    """The dotted key of a field called `name` inside one of `kind`'s nested configs, if there is one."""
+    for field_name, hint in _hints(kind).items():
+        if dataclasses.is_dataclass(hint):
+            if name in _hints(hint):
+                return f"{field_name}.{name}"
+            deeper = _nested_path(hint, name)
+            if deeper:
+                return f"{field_name}.{deeper}"
+    return None
+
+
+def check_key(kind: type, key: str, where: str) -> None:
+    """Refuse a key that is not a field of the dataclass `kind`: by its new name when it was renamed or moved
+    into a nested config, else with the list of fields."""
+    hints = _hints(kind)
+    if key in hints:
+        return
+    new = RENAMED_FIELDS.get(key)
+    if new:
+        path = new if new in hints else _nested_path(kind, new)
+        if path:
+            raise PrefcapError(f"{where}config field {key!r} is now {path!r} (the same meaning, a name that does not "
+                               f"clash with transformers' and TRL's {key}): use {path}")
+    moved = _nested_path(kind, key)
+    if moved:
+        raise PrefcapError(f"{where}{kind.__name__} field {key!r} is now {moved!r} (a field of the nested "
+                           f"{moved.split('.')[0]}): use {moved}")
+    raise PrefcapError(f"{where}unknown {kind.__name__} field {key!r}; fields are: {', '.join(sorted(hints))}")
+
+
+# ---- key=value overrides -------------------------------------------------------------------------------------------
+
+
+def apply_overrides(config: ConfigT, overrides: list[str]) -> ConfigT:
+    """Return a copy of `config` with each `key=value` (or `nested.key=value`) applied at once; unknown keys are an
+    error, not a typo ignored."""
+    tree: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise PrefcapError(f"expected key=value, got {item!r}")
+        *parents, leaf = key.split(".")
+        node, kind = tree, type(config)
+        for part in parents:
+            check_key(kind, part, f"override {key}: ")
+            kind = _hints(kind)[part]
+            if not dataclasses.is_dataclass(kind):
+                raise PrefcapError(f"override {key}: {part} is not a nested config")
+            node = node.setdefault(part, {})
+        check_key(kind, leaf, f"override {key}: ")
+        node[leaf] = _from_text(text, _hints(kind)[leaf], key)
+    return merged(config, tree, "override")
+
+
+def _from_text(text: str, kind: Any, key: str) -> Any:
+    """A command-line value as `_typed` takes it: None for none/null where the field allows it, JSON for a
+    structured field (a list, a mapping, a dataclass), the text itself otherwise."""
+    union = typing.get_origin(kind) in (typing.Union, types.UnionType)
+    options = [k for k in typing.get_args(kind) if k is not type(None)] if union else [kind]
+    if union and type(None) in typing.get_args(kind) and text.lower() in ("none", "null"):
+        return None
+    if any(typing.get_origin(k) in (tuple, dict) or k in (tuple, dict) or dataclasses.is_dataclass(k)
+           for k in options):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise PrefcapError(f"override {key}: expected JSON ({error.msg}), got {text!r}") from None
+    return text
+
+
+# ---- YAML recipe files ---------------------------------------------------------------------------------------------
 
 
 def read_yaml(path: str | Path) -> Any:
@@ -137,42 +128,74 @@ def read_yaml(path: str | Path) -> Any:
         raise PrefcapError(f"config file {path}: not valid YAML ({error})") from None
 
 
+def config_from_file(config: ConfigT, path: str | Path, section: str) -> ConfigT:
+    """`config` with the fields one section of a YAML recipe file sets; the command line's `key=value` items are
+    applied after it, so they win."""
+    recipe = read_yaml(path)
+    if recipe is None:
+        return config
+    if not isinstance(recipe, dict):
+        raise PrefcapError(f"config file {path}: expected a mapping of sections {', '.join(CONFIG_SECTIONS)}")
+    unknown = sorted(set(map(str, recipe)) - set(CONFIG_SECTIONS))
+    if unknown:
+        raise PrefcapError(f"config file {path}: unknown section(s) {', '.join(unknown)}; "
+                           f"sections are: {', '.join(CONFIG_SECTIONS)}")
+    return merged(config, recipe.get(section) or {}, f"config file {path}, {section}")
+
+
 def load_recipe(path: str | Path, kind: type[ConfigT]) -> ConfigT:
     """The YAML file at `path` as a `kind` (a dataclass): every field typed, unknown keys refused."""
     return from_mapping(kind, read_yaml(path), str(path))
 
 
-def from_mapping(kind: type[ConfigT], value: Any, where: str) -> ConfigT:
-    """`value` (a mapping of field names) as the dataclass `kind`; `where` names it in errors."""
-    return kind(**typed_fields(kind, value, where))
+# ---- typing values: `source` names where a value came from (a file, "override"), `key` its dotted key ----------
 
 
-def typed_fields(kind: type, value: Any, where: str) -> dict[str, Any]:
-    """`value` (a mapping of field names of the dataclass `kind`) with every value typed as its field declares."""
+def merged(config: ConfigT, value: Any, source: str, key: str = "") -> ConfigT:
+    """`config` with the fields of the mapping `value` set, each typed as declared; a nested config given a
+    mapping keeps the fields that the mapping leaves out."""
+    kind = type(config)
+    changes = {}
+    for name, item in _checked_mapping(kind, value, source, key).items():
+        current = getattr(config, name)
+        if dataclasses.is_dataclass(current) and isinstance(item, dict):
+            changes[name] = merged(current, item, source, f"{key}{name}.")
+        else:
+            changes[name] = _typed(item, _hints(kind)[name], source, f"{key}{name}")
+    return dataclasses.replace(config, **changes)  # type: ignore[type-var]
+
+
+def from_mapping(kind: type[ConfigT], value: Any, source: str, key: str = "") -> ConfigT:
+    """`value` (a mapping of field names) as a new dataclass `kind`, its missing fields at their defaults."""
+    hints = _hints(kind)
+    return kind(**{name: _typed(item, hints[name], source, f"{key}{name}")
+                   for name, item in _checked_mapping(kind, value, source, key).items()})
+
+
+def _at(source: str, key: str) -> str:
+    """Where a value is, for an error message: `config file x.yaml, rl: reward_terms.clap_coef`."""
+    key = key.rstrip(".")
+    return f"{source}: {key}" if key else source
+
+
+def _checked_mapping(kind: type, value: Any, source: str, key: str) -> dict:
     if not isinstance(value, dict):
-        raise PrefcapError(f"{where}: expected a mapping of {kind.__name__} fields, got {value!r}")
-    hints = typing.get_type_hints(kind)
-    names = {f.name for f in dataclasses.fields(kind)}  # type: ignore[arg-type]
-    for key in value:
-        refuse_renamed(key, names, f"{where}: ")
-    unknown = sorted(str(key) for key in value if key not in names)
-    if unknown:
-        raise PrefcapError(f"{where}: unknown {kind.__name__} field(s) {', '.join(unknown)}; "
-                           f"fields are: {', '.join(sorted(names))}")
-    return {key: _typed(item, hints[key], f"{where}: {key}") for key, item in value.items()}
+        raise PrefcapError(f"{_at(source, key)}: expected a mapping of {kind.__name__} fields, got {value!r}")
+    for name in value:
+        check_key(kind, name, f"{_at(source, key)}: ")
+    return value
 
 
-def _typed(value: Any, kind: Any, where: str) -> Any:
-    """`value` as the declared type `kind` (see the module docstring), or a PrefcapError naming `where`."""
+def _typed(value: Any, kind: Any, source: str, key: str) -> Any:
+    """`value` as the declared type `kind` (see the module docstring), or a PrefcapError naming where it is."""
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in typing.get_args(kind):
             return None
-        options = [k for k in typing.get_args(kind) if k is not type(None)]
         errors = []
-        for option in options:
+        for option in (k for k in typing.get_args(kind) if k is not type(None)):
             try:
-                return _typed(value, option, where)
+                return _typed(value, option, source, key)
             except PrefcapError as error:
                 errors.append(str(error))
         raise PrefcapError(errors[0])
@@ -180,61 +203,72 @@ def _typed(value: Any, kind: Any, where: str) -> Any:
         return value
     if origin is typing.Literal:
         if value not in typing.get_args(kind):
-            raise PrefcapError(f"{where}: expected one of {', '.join(map(repr, typing.get_args(kind)))}, got {value!r}")
+            raise PrefcapError(f"{_at(source, key)}: expected one of {', '.join(map(str, typing.get_args(kind)))}, "
+                               f"got {value!r}")
         return value
     if dataclasses.is_dataclass(kind):
-        return from_mapping(kind, value, where)  # type: ignore[arg-type]
+        return from_mapping(kind, value, source, f"{key}.")  # type: ignore[arg-type]
     if origin is tuple or kind is tuple:
-        if not isinstance(value, list | tuple):
-            raise PrefcapError(f"{where}: expected a list, got {value!r}")
-        args = typing.get_args(kind)
-        if len(args) == 2 and args[1] is Ellipsis or len(args) == 1:
-            return tuple(_typed(item, args[0], where) for item in value)
-        if args and len(args) != len(value):
-            raise PrefcapError(f"{where}: expected {len(args)} items, got {value!r}")
-        return tuple(_typed(item, k, where) for item, k in zip(value, args, strict=True)) if args else tuple(value)
+        return _typed_tuple(value, kind, source, key)
     if origin is dict or kind is dict:
         if not isinstance(value, dict):
-            raise PrefcapError(f"{where}: expected a mapping, got {value!r}")
+            raise PrefcapError(f"{_at(source, key)}: expected a mapping, got {value!r}")
         key_kind, item_kind = typing.get_args(kind) or (Any, Any)
-        return {_typed(k, key_kind, where): _typed(v, item_kind, f"{where}.{k}") for k, v in value.items()}
-    return _scalar(value, kind, where)
+        return {_typed(k, key_kind, source, key): _typed(v, item_kind, source, f"{key}.{k}") for k, v in value.items()}
+    return _scalar(value, kind, _at(source, key))
+
+
+def _typed_tuple(value: Any, kind: Any, source: str, key: str) -> tuple:
+    if not isinstance(value, list | tuple):
+        raise PrefcapError(f"{_at(source, key)}: expected a list, got {value!r}")
+    args = typing.get_args(kind)
+    if len(args) == 2 and args[1] is Ellipsis or len(args) == 1:
+        return tuple(_typed(item, args[0], source, key) for item in value)
+    if args and len(args) != len(value):
+        raise PrefcapError(f"{_at(source, key)}: expected {len(args)} items, got {value!r}")
+    return tuple(_typed(item, k, source, key) for item, k in zip(value, args, strict=True)) if args else tuple(value)
+
+
+BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
 
 def _scalar(value: Any, kind: Any, where: str) -> Any:
-    name = getattr(kind, "__name__", str(kind))
     if kind is bool:
         if isinstance(value, bool):
             return value
+        if isinstance(value, str) and value.lower() in BOOL_WORDS:
+            return BOOL_WORDS[value.lower()]
     elif kind is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
+        number = _number(value)
+        if number is not None:
+            return number
     elif kind is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                number = float(value)
-            except ValueError:
-                number = math.nan
-            if number.is_integer():
-                return int(number)
-    elif kind is str:
-        if isinstance(value, str):
-            return value
+        number = _number(value)
+        if number is not None and number.is_integer():
+            return int(number)
     elif isinstance(kind, type):
         if isinstance(value, kind):
             return value
     else:
         return value
-    raise PrefcapError(f"{where}: expected a value of type {name}, got {value!r}")
+    raise PrefcapError(f"{where}: expected a value of type {getattr(kind, '__name__', kind)}, got {value!r}")
+
+
+def _number(value: Any) -> float | None:
+    """A number, or a string that parses as one, as a float; None for anything else (booleans included)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return None
+
+
+# ---- help ----------------------------------------------------------------------------------------------------------
 
 
 def format_default(value: Any) -> str:
@@ -263,13 +297,30 @@ def field_help(field: dataclasses.Field) -> str:
     return str(field.metadata.get("help", ""))
 
 
+def field_default(field: dataclasses.Field) -> Any:
+    """A field's default value (made by its default_factory where it has one); MISSING for a required field."""
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
+
+
 def describe_fields(config_class: type, heading: str | None = None) -> str:
     """Every field of a dataclass config, one entry each: `name (type, default DEFAULT)` and its help on the next
-    line, for a command's `--help` epilog (with argparse.RawDescriptionHelpFormatter)."""
-    lines = [heading or f"{config_class.__name__} fields (key=value):"]
-    for field in dataclasses.fields(config_class):
-        kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
-        lines.append(f"  {field.name} ({kind}, default {format_default(field.default)})")
+    line, for a command's `--help` epilog (with argparse.RawDescriptionHelpFormatter); a nested config's fields
+    under dotted keys, after a line that says what the nested config is."""
+    return "\n".join([heading or f"{config_class.__name__} fields (key=value):", *_field_lines(config_class, "")])
+
+
+def _field_lines(config_class: type, prefix: str) -> list[str]:
+    lines = []
+    for field in dataclasses.fields(config_class):  # type: ignore[arg-type]
+        kind = _hints(config_class)[field.name]
+        if dataclasses.is_dataclass(kind):
+            lines.append(f"  {prefix}{field.name}.* ({kind.__name__}): {field_help(field)}")
+            lines += _field_lines(kind, f"{prefix}{field.name}.")  # type: ignore[arg-type]
+            continue
+        name = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
+        lines.append(f"  {prefix}{field.name} ({name}, default {format_default(field_default(field))})")
         if field_help(field):
             lines.append(f"      {field_help(field)}")
-    return "\n".join(lines)
+    return lines

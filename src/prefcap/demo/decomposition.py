@@ -27,7 +27,7 @@ from prefcap.prefs.store import Store
 from prefcap.reward.jobs import train_from_store
 from prefcap.reward.model import RewardConfig, RewardModel
 from prefcap.rl.jobs import run_rl
-from prefcap.rl.rewards import CaptionReward
+from prefcap.rl.rewards import CaptionReward, RewardTerms
 from prefcap.rl.trainer import RLConfig
 from prefcap.synth import panels
 from prefcap.synth.independence import (
@@ -42,7 +42,7 @@ class PanelReward(CaptionReward):
     of the reward model's, times `scale`, with every other term (CLAP, guards) as RL has them. What RL reaches with
     it bounds what a better reward model could give; the rest of the gap to supervised is RL's and exploration's."""
 
-    def __init__(self, panel: Panel, clips: dict[str, Clip], encoder: ClapEncoder, terms: RLConfig,
+    def __init__(self, panel: Panel, clips: dict[str, Clip], encoder: ClapEncoder, terms: RewardTerms,
                  scale: float = 1.0) -> None:
         self.panel, self.clips, self.scale = panel, clips, scale
         self.model, self.encoder, self.terms, self.labelled_max = None, encoder, terms, None
@@ -75,11 +75,11 @@ def align_with_oracle(out: Path, tmp: Path, config: RLConfig, reward_dir: Path, 
                                decoding=Decoding(mode="greedy"), progress=False)
     texts = [c.text for c in written]
     cache = EmbeddingCache(out / "cache", encoder)
-    model = CaptionReward(RewardModel.load(reward_dir, encoder=encoder), encoder, config,
+    model = CaptionReward(RewardModel.load(reward_dir, encoder=encoder), encoder, config.reward_terms,
                           clip_pool=cache.embed_clips([c for c in clips if c.split == "rl"], progress=False))
     audio = cache.embed_clips(val, progress=False)
     learned = model.preference_scores(audio, encoder.embed_text(texts), texts, None, 1)[0]
-    oracle = PanelReward(panels.build("train", seed), {c.id: c for c in clips}, encoder, config)
+    oracle = PanelReward(panels.build("train", seed), {c.id: c for c in clips}, encoder, config.reward_terms)
     scale = float(learned.std() / oracle.panel_scores(texts, [c.clip_id for c in written]).std())
     oracle.scale = scale
     run_rl(out / "captioner-baseline", oracle, encoder, target, tmp / "rl", config, split="rl", eval_split="val",

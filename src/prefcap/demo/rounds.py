@@ -24,8 +24,7 @@ from prefcap.prefs.simulate import simulate
 from prefcap.prefs.store import Store
 from prefcap.reward.data import PreferencePair
 from prefcap.reward.model import RewardModel
-from prefcap.rl.rewards import CaptionReward
-from prefcap.rl.trainer import RLConfig
+from prefcap.rl.rewards import CaptionReward, RewardTerms
 
 ROUNDS = 2
 # With R rounds, round 1 takes FIRST_ROUND_SHARE of the pairs (the same mix) and the later rounds split the rest:
@@ -106,7 +105,7 @@ def pair_key(pair: PreferencePair) -> tuple[str, str, str]:
     return (pair.clip_id, *sorted((pair.caption_a, pair.caption_b)))
 
 
-def select_policy(out: Path, tmp: Path, rounds: int, reward_dir: Path, terms: RLConfig, progress: bool,
+def select_policy(out: Path, tmp: Path, rounds: int, reward_dir: Path, terms: RewardTerms, progress: bool,
                   device: str) -> None:
     """RLHF's final checkpoint, chosen among the rounds' policies by the last round's reward (its guards included)
     on the greedy captions of every target `val` clip — never by a panel or on test — as supervised fine-tuning's

@@ -296,7 +296,8 @@ def _comparison_stages(run: _Run) -> None:
     out, config, device, progress = run.out, run.config, run.device, run.progress
     target_clips, final_reward, policies = run.target_clips, run.final_reward, run.policies
     run.stage("select", out / "rlhf", {"rl": asdict(run.rl_config), "rounds": config.rounds, "clips": "val"},
-              lambda tmp: select_policy(out, tmp, config.rounds, final_reward, run.rl_config, progress, device),
+              lambda tmp: select_policy(out, tmp, config.rounds, final_reward, run.rl_config.reward_terms,
+                                        progress, device),
               inputs=[final_reward, target_clips, *policies])
     selected = json.loads((out / "rlhf" / "selection.json").read_text())["selected"]
     rl_steps_taken = sum(json.loads((folder / "rl_metrics.json").read_text())["steps"] for folder in policies)

@@ -1,5 +1,6 @@
-"""RL's settings: the reward's terms and guards (RewardTerms' fields, documented in prefcap.rl.rewards) and the
-optimisation. Every field carries its help text, which `prefcap rl --help` prints."""
+"""RL's settings: the reward it maximises (`reward_terms`, a RewardTerms: the terms and guards documented in
+prefcap.rl.rewards, set as `reward_terms.clap_coef=3`) and the optimisation. Every field carries its help text,
+which `prefcap rl --help` prints."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ ALGORITHMS = ("scst", "rloo", "grpo")
 
 
 @dataclass(frozen=True)
-class RLConfig(RewardTerms):
-    """The reward's terms and guards (RewardTerms' fields) and the optimisation."""
+class RLConfig:
+    """The reward RL maximises (its terms and guards, nested) and the optimisation."""
 
+    reward_terms: RewardTerms = field(default_factory=RewardTerms, metadata={
+        "help": "the reward: the reward model's score plus and minus these terms (prefcap.rl.rewards)"})
     algorithm: str = field(default="rloo", metadata={
         "help": "the policy gradient's baseline: scst (greedy caption), rloo (leave-one-out) or grpo (group mean/std)"})
     num_generations: int = field(default=4, metadata={
@@ -77,9 +80,6 @@ class RLConfig(RewardTerms):
                                f"{', '.join(schedulers)}")
         if self.report_to not in ("none", "tensorboard"):
             raise PrefcapError(f"report_to must be none or tensorboard, got {self.report_to!r}")
-        if self.clip_relative_coef < 0 or self.clip_relative_clips < 1:
-            raise PrefcapError(f"clip_relative_coef must be >= 0 and clip_relative_clips >= 1, got "
-                               f"{self.clip_relative_coef} and {self.clip_relative_clips}")
         if not 0 <= self.min_distinct_ratio <= 1 or self.max_length_change <= 0:
             raise PrefcapError(f"min_distinct_ratio must be in [0, 1] and max_length_change > 0, got "
                                f"{self.min_distinct_ratio} and {self.max_length_change}")

@@ -39,7 +39,8 @@ def run_rl(captioner: str | Path, reward_dir: str | Path | CaptionReward, encode
         raise PrefcapError(f"{clips_file}: no clips in split {split!r}")
     cache = EmbeddingCache(cache_root or Path(out) / "cache", encoder)
     embeddings = cache.embed_clips(train, progress=progress)
-    reward = (CaptionReward(RewardModel.load(reward_dir, encoder=encoder), encoder, config, clip_pool=embeddings)
+    reward = (CaptionReward(RewardModel.load(reward_dir, encoder=encoder), encoder, config.reward_terms,
+                            clip_pool=embeddings)
               if isinstance(reward_dir, str | Path) else reward_dir)
     return train_rl(policy, reward, load_rl_audio(train, policy.sample_rate, progress), embeddings, out, config,
                     eval_clips=load_rl_audio(held_out, policy.sample_rate, progress) if held_out else (),

@@ -32,6 +32,8 @@ from prefcap.text import FILLER_WORDS, caption_words, has_truncated_ending
 
 @dataclass(frozen=True)
 class RewardTerms:
+    """The reward's terms besides the reward model's score, and the guards (the module docstring's formula)."""
+
     uncertainty_coef: float = field(default=0.0, metadata={
         "help": "subtract this × the ensemble heads' spread (distrust captions the reward model is unsure about)"})
     clip_relative_coef: float = field(default=0.0, metadata={
@@ -48,6 +50,11 @@ class RewardTerms:
     min_words: int = field(default=3, metadata={"help": "shortest caption length (words) not penalised"})
     max_words: int = field(default=25, metadata={"help": "longest caption length (words) not penalised"})
     length_penalty: float = field(default=0.2, metadata={"help": "subtracted per word outside [min_words, max_words]"})
+
+    def __post_init__(self) -> None:
+        if self.clip_relative_coef < 0 or self.clip_relative_clips < 1:
+            raise PrefcapError(f"clip_relative_coef must be >= 0 and clip_relative_clips >= 1, got "
+                               f"{self.clip_relative_coef} and {self.clip_relative_clips}")
 
 
 def repeated_ngrams(caption: str, n: int) -> int:
