@@ -17,12 +17,12 @@ from prefcap.captioners.base import Decoding
 from prefcap.captioners.infer import caption_clips
 from prefcap.captioners.load import load_captioner
 from prefcap.captioners.sft import SFTConfig, train_captioner
-from prefcap.data.records import Clip, read_captions, read_clips, references_by_clip, write_jsonl
+from prefcap.data.records import Clip, read_captions, read_clips, references_by_clip
 from prefcap.encoders.cache import EmbeddingCache
 from prefcap.encoders.clap import ClapEncoder
 from prefcap.errors import PrefcapError
 from prefcap.eval.metrics import compute_metrics
-from prefcap.eval.pairwise import clip_outcomes, summarise
+from prefcap.eval.systems import caption_systems, pair_outcomes, pairwise_records, write_captions
 from prefcap.prefs.store import Store
 from prefcap.reward.jobs import train_from_store
 from prefcap.reward.model import RewardConfig, RewardModel
@@ -123,26 +123,27 @@ def diagnostic_systems(curve: Sequence[int]) -> dict[str, str]:
 def evaluate_diagnostics(out: Path, tmp: Path, curve: Sequence[int], seed: int, progress: bool,
                          device: str) -> None:
     """The diagnostic systems on the test clips, by the evaluation panel: each against the baseline, against
-    `supervised` and against RLHF, with their CIDEr-D and the sounds they name — and the supervised learning curve,
-    so that RLHF's judgments can be set against a number of reference-captioned clips."""
+    `supervised` and against RLHF (their captions as the eval stage wrote them), with their CIDEr-D and the sounds
+    they name — and the supervised learning curve, so that RLHF's judgments can be set against a number of
+    reference-captioned clips. Captioned and compared by eval/systems.py, as in `prefcap eval`."""
     clips = [c for c in read_clips(out / "data" / "target" / "clips.jsonl") if c.split == "test"]
     judge = panels.build("eval", seed).majority
     named = json.loads((out / "eval" / "metrics.json").read_text())["events_named"]
     references = references_by_clip(read_captions(out / "data" / "target" / "captions.jsonl"), source=None)
-    shown = {name: {c.clip_id: c.text for c in read_captions(out / "eval" / f"captions-{name}.jsonl")}
-             for name in ("baseline", "rlhf", "supervised")}
+    shown = caption_systems({name: out / "eval" / f"captions-{name}.jsonl" for name in ("baseline", "rlhf",
+                                                                                          "supervised")}, clips)
+    diagnostics = caption_systems({name: out / "decomposition" / name / folder
+                                   for name, folder in diagnostic_systems(curve).items()}, clips, device=device,
+                                  progress=progress)
+    write_captions(tmp, diagnostics)
+    pairs = [(name, other) for name in diagnostics for other in shown]
+    verdicts = {(r["a"], r["b"]): r for r in pairwise_records(pair_outcomes(clips, {**diagnostics, **shown}, pairs,
+                                                                             {"eval": judge}, seed))}
     systems = {}
-    for name, folder in diagnostic_systems(curve).items():
-        written, _ = caption_clips(load_captioner(out / "decomposition" / name / folder, device=device), clips, name,
-                                   decoding=Decoding(mode="greedy"), progress=progress)
-        write_jsonl(tmp / f"captions-{name}.jsonl", written)
-        texts = {c.clip_id: c.text for c in written}
-        verdicts = {f"vs_{other}": summarise(clip_outcomes(clips, texts, shown[other], judge, seed), a=name, b=other,
-                                             judge_name="eval") for other in shown}
+    for name, texts in diagnostics.items():
         metrics = compute_metrics(texts, {c.id: references[c.id] for c in clips}, spice=False)
-        systems[name] = {**verdicts, "cider_d": metrics["cider_d"], "mean_words": metrics["mean_words"],
+        systems[name] = {**{f"vs_{other}": verdicts[(name, other)] for other in shown}, "cider_d": metrics["cider_d"],
+                         "mean_words": metrics["mean_words"],
                          "events_named": events_named(clips, texts, set(named["rare_classes"]))}
     points = [{"clips": n, **systems[f"supervised-{n}"]} for n in curve]
     (tmp / "metrics.json").write_text(json.dumps({"systems": systems, "supervised_curve": points}, indent=2))
-
-

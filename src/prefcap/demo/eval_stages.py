@@ -1,24 +1,27 @@
 """The demo's evaluation stages: the baseline on held-out source and target clips, and every system on the
-held-out target test clips (beside `prefcap eval`'s eval/run.py: this one also scores each round's policy and
-the sounds each system names, with both simulated panels)."""
+held-out target test clips — captioned, scored and compared by the same functions as `prefcap eval`
+(eval/systems.py), with the demo's extras around them: each round's policy, the two panels' independence, what
+each system's captions exploit and the sounds each system names."""
 
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from prefcap.captioners.base import Decoding
 from prefcap.captioners.infer import caption_clips
 from prefcap.captioners.load import load_captioner
-from prefcap.data.records import read_captions, read_clips, references_by_clip, write_jsonl
+from prefcap.data.records import Clip, read_captions, read_clips, references_by_clip, write_jsonl
+from prefcap.encoders.base import AudioTextEncoder
 from prefcap.encoders.cache import EmbeddingCache
 from prefcap.encoders.clap import ClapEncoder
 from prefcap.eval.metrics import compute_metrics
-from prefcap.eval.pairwise import clip_outcomes, summarise
-from prefcap.eval.systems import compare_systems, system_scores
+from prefcap.eval.systems import caption_systems, evaluate_systems, pair_outcomes, pairwise_records, write_captions
 from prefcap.reward.model import RewardModel
 from prefcap.synth import panels
 from prefcap.synth.agreement import pairwise_agreement
@@ -79,41 +82,42 @@ def evaluate_baseline(out: Path, tmp: Path, seed: int, progress: bool, device: s
 
 def evaluate_demo_systems(out: Path, tmp: Path, systems: dict[str, str], rounds: dict[str, str], reward_dir: Path,
                           seed: int, progress: bool, device: str) -> None:
-    """Every system's greedy captions of the held-out target test clips: metrics against the target references
-    (never seen by RL), reward (the last round's model) and CLAP scores, blind pairwise verdicts of both simulated
-    panels — the evaluation panel decides; the training panel is shown beside it — and the share of each clip's
-    sounds each system names (rare and common classes apart). Each round's policy is judged against the baseline
-    by the evaluation panel once, here, for the record: nothing is chosen by it."""
+    """Every system's and every round's policy's greedy captions of the held-out target test clips (kept as
+    captions-<name>.jsonl), scored against the target references (never seen by RL) with the last round's reward
+    model and CLAP: `demo_metrics`."""
     clips = [c for c in read_clips(out / "data" / "target" / "clips.jsonl") if c.split == "test"]
     references = references_by_clip(read_captions(out / "data" / "target" / "captions.jsonl"), source=None)
     encoder = ClapEncoder.from_pretrained(out / "encoder", device=device)
     audio = EmbeddingCache(out / "cache", encoder).embed_clips(clips, progress=False)
     reward = RewardModel.load(reward_dir, encoder=encoder)
-    captions: dict[str, dict[str, str]] = {}
-    scores = {}
-    for name, folder in {**systems, **rounds}.items():
-        written, _ = caption_clips(load_captioner(out / folder, device=device), clips, name,
-                                   decoding=Decoding(mode="greedy"), progress=progress)
-        write_jsonl(tmp / f"captions-{name}.jsonl", written)
-        captions[name] = {c.clip_id: c.text for c in written}
-        if name in systems:
-            scores[name] = system_scores(clips, captions[name], references, encoder, audio, reward)
+    captions = caption_systems({name: out / folder for name, folder in {**systems, **rounds}.items()}, clips,
+                               device=device, progress=progress)
+    write_captions(tmp, captions)
+    rare = rare_classes(read_clips(out / "data" / "source" / "clips.jsonl"), RARE_SHARE)
+    metrics = demo_metrics(clips, captions, list(systems), list(rounds), references, rare, encoder=encoder,
+                           audio=audio, reward=reward, seed=seed)
+    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+
+
+def demo_metrics(clips: Sequence[Clip], captions: Mapping[str, Mapping[str, str]], systems: Sequence[str],
+                 rounds: Sequence[str], references: Mapping[str, list[str]], rare: set[str], *,
+                 encoder: AudioTextEncoder | None = None, audio: torch.Tensor | None = None,
+                 reward: RewardModel | None = None, seed: int = 0) -> dict:
+    """The eval stage's record from every system's and round's captions: `evaluate_systems` (as `prefcap eval`)
+    on the systems with both simulated panels — the evaluation panel decides; the training panel is shown beside
+    it — then each round's policy against the baseline by the evaluation panel (for the record: nothing is chosen
+    by it), the panels' independence on the systems' outputs, exploit rates, and the share of each clip's sounds
+    each system names (`rare` classes and common ones apart)."""
     outputs = {name: captions[name] for name in systems}
     built = {name: panels.build(name, seed) for name in ("eval", "train")}
-    pairwise, ranking = compare_systems(clips, outputs, COMPARISONS, {n: p.majority for n, p in built.items()},
-                                        seed=seed)
-    per_round = [summarise(clip_outcomes(clips, captions[name], captions["baseline"], built["eval"].majority, seed),
-                           a=name, b="baseline", judge_name="eval") for name in rounds]
+    summary = evaluate_systems(clips, outputs, COMPARISONS, {n: p.majority for n, p in built.items()},
+                               references=references, encoder=encoder, audio=audio, reward=reward, seed=seed)
+    per_round = pairwise_records(pair_outcomes(clips, captions, [(name, "baseline") for name in rounds],
+                                               {"eval": built["eval"].majority}, seed))
     judges = {"system_outputs": panel_independence(built["train"], built["eval"],
                                                    system_output_pairs(clips, outputs, COMPARISONS), examples=5),
               "exploit_rates": {name: exploit_rates(clips, texts) for name, texts in outputs.items()}}
-    source = read_clips(out / "data" / "source" / "clips.jsonl")
-    rare = rare_classes(source, RARE_SHARE)
     named = {name: events_named(clips, texts, rare) for name, texts in outputs.items()}
     named["references"] = events_named(clips, {c.id: references[c.id][0] for c in clips}, rare)
-    (tmp / "metrics.json").write_text(json.dumps(
-        {"clips": len(clips), "systems": scores, "pairwise": pairwise, "ranking": ranking, "judges": judges,
-         "rounds": per_round, "events_named": {"rare_classes": sorted(rare), "rare_share": RARE_SHARE,
-                                               "systems": named}}, indent=2))
-
-
+    return {"clips": len(clips), **summary, "judges": judges, "rounds": per_round,
+            "events_named": {"rare_classes": sorted(rare), "rare_share": RARE_SHARE, "systems": named}}

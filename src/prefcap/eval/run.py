@@ -1,7 +1,7 @@
 """`prefcap eval`: several systems on the same test clips — metrics, and blind pairwise preference.
 
-Systems are captioner folders / hub ids (captioned greedily here) or caption files (`captions.jsonl`, the first
-caption of each clip). Judges:
+Systems are captioner folders / hub ids (captioned greedily) or caption files (`captions.jsonl`, the first
+caption of each clip), scored and compared by eval/systems.py — the same path as the demo's evaluation. Judges:
 - `simulated`: the evaluation panel (never the panel that labelled training pairs); needs the synthetic corpus's
   scene metadata;
 - `humans`: the first run stores every comparison's two captions of each clip as a pair in the judgment store
@@ -18,15 +18,12 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from prefcap.captioners.base import Decoding
-from prefcap.captioners.infer import caption_clips
-from prefcap.captioners.load import load_captioner
-from prefcap.data.records import Caption, Choice, Clip, read_captions, write_jsonl
+from prefcap.data.records import Caption, Choice, Clip
 from prefcap.encoders.base import AudioTextEncoder
 from prefcap.encoders.cache import EmbeddingCache
 from prefcap.errors import PrefcapError
-from prefcap.eval.pairwise import bradley_terry, clip_outcomes, summarise
-from prefcap.eval.systems import system_scores
+from prefcap.eval.pairwise import clip_outcomes
+from prefcap.eval.systems import Outcomes, caption_systems, evaluate_systems, summarise_systems, write_captions
 from prefcap.io import atomic_write
 from prefcap.prefs.store import NewPair, Store
 from prefcap.reward.model import RewardModel
@@ -37,34 +34,22 @@ SYSTEM_NAME = re.compile(r"[\w.+-]+")
 EVAL_ORIGIN = "eval"
 
 
-def load_systems(specs: Sequence[str], clips: Sequence[Clip], progress: bool = True) -> dict[str, dict[str, str]]:
-    """NAME=PATH items -> {name: {clip id: caption}} for every clip."""
-    systems: dict[str, dict[str, str]] = {}
+def load_systems(specs: Sequence[str], clips: Sequence[Clip], progress: bool = True,
+                 device: str | None = None) -> dict[str, dict[str, str]]:
+    """NAME=PATH items -> {name: {clip id: caption}} for every clip (captioned or read by `caption_systems`)."""
+    sources: dict[str, str] = {}
     for spec in specs:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
             raise PrefcapError(f"--system expects NAME=PATH, got {spec!r}")
         if not SYSTEM_NAME.fullmatch(name):
             raise PrefcapError(f"system name {name!r}: use letters, digits and _ . + - (it names output files)")
-        if name in systems:
+        if name in sources:
             raise PrefcapError(f"system {name!r} given twice")
-        if path.endswith(".jsonl"):
-            captions: dict[str, str] = {}
-            for caption in read_captions(path):
-                captions.setdefault(caption.clip_id, caption.text)
-        else:
-            written, rejected = caption_clips(load_captioner(path), clips, name, decoding=Decoding(mode="greedy"),
-                                              progress=progress)
-            if rejected:
-                raise PrefcapError(f"{len(rejected)} clips could not be captioned: {rejected[0]['message']}")
-            captions = {c.clip_id: c.text for c in written}
-        missing = [c.id for c in clips if c.id not in captions]
-        if missing:
-            raise PrefcapError(f"system {name!r} has no caption for {len(missing)} of the clips (e.g. {missing[0]!r})")
-        systems[name] = {c.id: captions[c.id] for c in clips}
-    if len(systems) < 2:
+        sources[name] = path
+    if len(sources) < 2:
         raise PrefcapError("give at least two systems (--system NAME=PATH) to compare")
-    return systems
+    return caption_systems(sources, clips, device=device, progress=progress)
 
 
 def comparisons(names: Sequence[str], baseline: str | None) -> list[tuple[str, str]]:
@@ -104,6 +89,24 @@ def queue_for_humans(store: Store, clips: Sequence[Clip], systems: dict[str, dic
     return store.add_pairs(new, origin=EVAL_ORIGIN)
 
 
+def human_outcomes(store: Store, clips: Sequence[Clip], systems: dict[str, dict[str, str]],
+                   pairs: Sequence[tuple[str, str]], seed: int = 0) -> tuple[Outcomes, dict[str, int]]:
+    """Queue what people have not judged yet; (the outcomes of each pair on its clips judged so far, the clips
+    still pending per pair). Its own loop, not `pair_outcomes`: each pair is scored on its own subset of ready
+    clips, while the simulated judges see every clip; the records and the ranking are the shared ones."""
+    added = queue_for_humans(store, clips, systems, pairs)
+    stored = StoredJudgments(store)
+    outcomes: Outcomes = {}
+    pending: dict[str, int] = {}
+    for a, b in pairs:
+        ready = [c for c in clips if systems[a][c.id].strip().lower() == systems[b][c.id].strip().lower()
+                 or stored.judged(c.id, systems[a][c.id], systems[b][c.id])]
+        pending[f"{a} vs {b}"] = len(clips) - len(ready)
+        outcomes[(a, b, "humans")] = clip_outcomes(ready, systems[a], systems[b], stored, seed)
+    pending["pairs_added_now"] = added
+    return outcomes, pending
+
+
 def run_eval(clips: Sequence[Clip], specs: Sequence[str], out: str | Path, *, judges: str = "simulated",
              references: dict[str, list[str]] | None = None, encoder: AudioTextEncoder | None = None,
              reward_dir: str | Path | None = None, cache_root: str | Path | None = None, store: Store | None = None,
@@ -119,38 +122,24 @@ def run_eval(clips: Sequence[Clip], specs: Sequence[str], out: str | Path, *, ju
         reward = RewardModel.load(reward_dir, encoder=encoder) if reward_dir else None
     elif reward_dir:
         raise PrefcapError("--reward needs --encoder (the CLAP the reward model was trained on)")
-    scores = {name: system_scores(clips, captions, references, encoder, audio, reward)
-              for name, captions in systems.items()}
+    scoring = {"references": references, "encoder": encoder, "audio": audio, "reward": reward, "seed": seed}
     pending: dict[str, int] = {}
     if judges == "simulated":
         if any("scene" not in clip.metadata for clip in clips):
             raise PrefcapError("simulated judges need the synthetic corpus's scene metadata; use --judges humans")
-        judge, judge_name = panels.build("eval", seed).majority, "eval"
-        outcomes = {pair: clip_outcomes(clips, systems[pair[0]], systems[pair[1]], judge, seed) for pair in pairs}
+        summary = evaluate_systems(clips, systems, pairs, {"eval": panels.build("eval", seed).majority}, **scoring)
     elif judges == "humans":
         if store is None:
             raise PrefcapError("--judges humans needs --db (the judgment store the annotators use)")
-        added = queue_for_humans(store, clips, systems, pairs)
-        stored = StoredJudgments(store)
-        judge_name, outcomes = "humans", {}
-        for a, b in pairs:
-            ready = [c for c in clips if systems[a][c.id].strip().lower() == systems[b][c.id].strip().lower()
-                     or stored.judged(c.id, systems[a][c.id], systems[b][c.id])]
-            pending[f"{a} vs {b}"] = len(clips) - len(ready)
-            outcomes[(a, b)] = clip_outcomes(ready, systems[a], systems[b], stored, seed)
-        pending["pairs_added_now"] = added
+        outcomes, pending = human_outcomes(store, clips, systems, pairs, seed)
+        summary = summarise_systems(clips, systems, outcomes, **scoring)
     else:
         raise PrefcapError(f"unknown judges {judges!r}; expected simulated or humans")
-    records = [summarise(outcomes[(a, b)], a=a, b=b, judge_name=judge_name) for a, b in pairs]
-    ranked = [(a, b, o) for (a, b), o in outcomes.items() if o]
-    results = {"clips": len(clips), "systems": scores, "pairwise": records, "pending": pending,
-               "ranking": bradley_terry(ranked, list(systems), seed=seed) if len(systems) > 2 and ranked else []}
+    results = {"clips": len(clips), "systems": summary["systems"], "pairwise": summary["pairwise"],
+               "pending": pending, "ranking": summary["ranking"]}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for name, captions in systems.items():
-        write_jsonl(out / f"captions-{name}.jsonl", [Caption(clip_id=k, text=v, source=name)
-                                                    for k, v in captions.items()])
+    write_captions(out, systems)
     with atomic_write(out / "eval.json") as handle:
         json.dump(results, handle, indent=2, default=float)
     return results
-
