@@ -52,6 +52,8 @@ def test_the_reward_terms_are_a_nested_part_of_the_rl_config(tmp_path):
     assert (config.beta, config.reward_terms) == (0.2, RewardTerms(clap_coef=3.0, min_words=9))
     config = apply_overrides(config, ["reward_terms.min_words=5", "reward_terms.length_penalty=0"])
     assert config.reward_terms == RewardTerms(clap_coef=3.0, min_words=5, length_penalty=0.0)
+    both = apply_overrides(RLConfig(), ["reward_terms.min_words=5", 'reward_terms={"clap_coef": 1}'])
+    assert both.reward_terms == RewardTerms(clap_coef=1.0, min_words=5)
     for flat in ("clap_coef=1", "min_words=5"):
         key = flat.partition("=")[0]
         with pytest.raises(PrefcapError, match=f"'{key}' is now 'reward_terms.{key}'"):

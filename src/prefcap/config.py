@@ -56,7 +56,7 @@ def _nested_path(kind: type, name: str) -> str | None:
     return None
 
 
-def check_key(kind: type, key: str, where: str) -> None:
+def _check_key(kind: type, key: str, where: str) -> None:
     """Refuse a key that is not a field of the dataclass `kind`: by its new name when it was renamed or moved
     into a nested config, else with the list of fields."""
     hints = _hints(kind)
@@ -89,13 +89,17 @@ def apply_overrides(config: ConfigT, overrides: list[str]) -> ConfigT:
         *parents, leaf = key.split(".")
         node, kind = tree, type(config)
         for part in parents:
-            check_key(kind, part, f"override {key}: ")
+            _check_key(kind, part, f"override {key}: ")
             kind = _hints(kind)[part]
             if not dataclasses.is_dataclass(kind):
                 raise PrefcapError(f"override {key}: {part} is not a nested config")
             node = node.setdefault(part, {})
-        check_key(kind, leaf, f"override {key}: ")
-        node[leaf] = _from_text(text, _hints(kind)[leaf], key)
+        _check_key(kind, leaf, f"override {key}: ")
+        value = _from_text(text, _hints(kind)[leaf], key)
+        if isinstance(value, dict) and isinstance(node.get(leaf), dict):
+            node[leaf].update(value)  # reward_terms.min_words=5 'reward_terms={"clap_coef": 1}': both hold
+        else:
+            node[leaf] = value
     return merged(config, tree, "override")
 
 
@@ -182,7 +186,7 @@ def _checked_mapping(kind: type, value: Any, source: str, key: str) -> dict:
     if not isinstance(value, dict):
         raise PrefcapError(f"{_at(source, key)}: expected a mapping of {kind.__name__} fields, got {value!r}")
     for name in value:
-        check_key(kind, name, f"{_at(source, key)}: ")
+        _check_key(kind, name, f"{_at(source, key)}: ")
     return value
 
 
@@ -297,7 +301,7 @@ def field_help(field: dataclasses.Field) -> str:
     return str(field.metadata.get("help", ""))
 
 
-def field_default(field: dataclasses.Field) -> Any:
+def _field_default(field: dataclasses.Field) -> Any:
     """A field's default value (made by its default_factory where it has one); MISSING for a required field."""
     if field.default_factory is not dataclasses.MISSING:
         return field.default_factory()
@@ -320,7 +324,7 @@ def _field_lines(config_class: type, prefix: str) -> list[str]:
             lines += _field_lines(kind, f"{prefix}{field.name}.")  # type: ignore[arg-type]
             continue
         name = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
-        lines.append(f"  {prefix}{field.name} ({name}, default {format_default(field_default(field))})")
+        lines.append(f"  {prefix}{field.name} ({name}, default {format_default(_field_default(field))})")
         if field_help(field):
             lines.append(f"      {field_help(field)}")
     return lines
