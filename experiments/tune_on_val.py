@@ -29,20 +29,16 @@ import re
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from prefcap.captioners.base import Decoding
-from prefcap.captioners.infer import caption_clips
-from prefcap.captioners.load import load_captioner
 from prefcap.captioners.sft import new_captioner, train_captioner
 from prefcap.config import apply_overrides
-from prefcap.data.records import read_captions, read_clips
+from prefcap.data.records import read_captions, read_clips, references_by_clip
 from prefcap.demo import BASELINE, DPO, ENCODER_CONFIGS, RL, RL_EVAL_CLIPS
 from prefcap.encoders.cache import EmbeddingCache
 from prefcap.encoders.clap import ClapEncoder
 from prefcap.encoders.train import train_encoder
 from prefcap.encoders.zero_shot import text_to_audio_recall, zero_shot_event_map
 from prefcap.eval.metrics import compute_metrics
-from prefcap.eval.pairwise import clip_outcomes, summarise
-from prefcap.eval.systems import system_scores
+from prefcap.eval.systems import caption_systems, evaluate_systems
 from prefcap.prefs.store import Store
 from prefcap.reward.model import RewardModel
 from prefcap.rl.jobs import run_dpo, run_rl
@@ -57,16 +53,15 @@ def _slug(kind: str, overrides: list[str]) -> str:
 
 def _val_report(run: Path, captioner: Path, baseline: dict[str, str], seed: int) -> dict:
     clips = [c for c in read_clips(run / "data" / "target" / "clips.jsonl") if c.split == "val"]
-    written, _ = caption_clips(load_captioner(captioner, device="cpu"), clips, "variant",
-                               decoding=Decoding(mode="greedy"), progress=False)
-    captions = {c.clip_id: c.text for c in written}
-    judge = panels.build("train", seed).majority
-    versus = summarise(clip_outcomes(clips, captions, baseline, judge, seed), a="variant", b="baseline",
-                       judge_name="train")
+    systems = {**caption_systems({"variant": captioner}, clips, device="cpu", progress=False), "baseline": baseline}
     encoder = ClapEncoder.from_pretrained(run / "encoder", device="cpu")
     reward = RewardModel.load(run / "reward", encoder=encoder)
     audio = EmbeddingCache(run / "cache", encoder).embed_clips(clips, progress=False)
-    scores = system_scores(clips, captions, None, encoder, audio, reward)
+    # the same path as `prefcap eval` and the demo's evaluation, judged by the training panel (never the eval one)
+    judges = {"train": panels.build("train", seed).majority}
+    summary = evaluate_systems(clips, systems, [("variant", "baseline")], judges, encoder=encoder, audio=audio,
+                               reward=reward, seed=seed)
+    versus, scores = summary["pairwise"][0], summary["systems"]["variant"]
     return {"val_clips": len(clips), "train_panel_vs_baseline": versus,
             **{k: scores[k] for k in ("rm_score", "clap_score", "mean_words", "distinct_2", "repetition_rate",
                                       "truncated_ending_rate")}}
@@ -85,12 +80,8 @@ def _encoder_report(run: Path, folder: Path) -> dict:
 def _baseline_report(run: Path, folder: Path) -> dict:
     source = run / "data" / "source"
     clips = [c for c in read_clips(source / "clips.jsonl") if c.split == "val"]
-    references: dict[str, list[str]] = {}
-    for caption in read_captions(source / "captions.jsonl"):
-        references.setdefault(caption.clip_id, []).append(caption.text)
-    written, _ = caption_clips(load_captioner(folder, device="cpu"), clips, "variant",
-                               decoding=Decoding(mode="greedy"), progress=False)
-    captions = {c.clip_id: c.text for c in written}
+    references = references_by_clip(read_captions(source / "captions.jsonl"), source=None)
+    captions = caption_systems({"variant": folder}, clips, device="cpu", progress=False)["variant"]
     scores = compute_metrics(captions, {c.id: references[c.id] for c in clips}, spice=False)
     return {"val_clips": len(clips), "cider_d": scores["cider_d"], "distinct_captions": len(set(captions.values())),
             "mean_words": scores["mean_words"]}
@@ -113,9 +104,8 @@ def main() -> None:
     def baseline() -> dict[str, str]:
         """The baseline's greedy captions of the target val clips: what each alignment variant is judged against."""
         clips = [c for c in read_clips(run / "data" / "target" / "clips.jsonl") if c.split == "val"]
-        written, _ = caption_clips(load_captioner(run / "captioner-baseline", device="cpu"), clips, "baseline",
-                                   decoding=Decoding(mode="greedy"), progress=False)
-        return {c.clip_id: c.text for c in written}
+        return caption_systems({"baseline": run / "captioner-baseline"}, clips, device="cpu",
+                               progress=False)["baseline"]
     rows = []
     variants = [("rl", v) for v in args.rl] + [("dpo", v) for v in args.dpo] + [
         ("encoder", v) for v in args.encoder] + [("baseline", v) for v in args.baseline]
@@ -132,7 +122,8 @@ def main() -> None:
         if kind in ("rl", "dpo"):
             report = _val_report(run, folder / "captioner", baseline(), args.seed)
             versus = report["train_panel_vs_baseline"]
-            summary = (f"train panel on val vs baseline {versus['win_rate']:.1%} [{versus['ci_low']:.1%}, "
+            rate = "n/a (every clip a tie)" if versus["win_rate"] is None else f"{versus['win_rate']:.1%}"
+            summary = (f"train panel on val vs baseline {rate} [{versus['ci_low']:.1%}, "
                        f"{versus['ci_high']:.1%}] ({versus['wins']}/{versus['losses']}/{versus['ties']}), rm "
                        f"{report['rm_score']:.3f}, words {report['mean_words']:.1f}, distinct-2 "
                        f"{report['distinct_2']:.3f}")

@@ -296,15 +296,16 @@ def test_tiny_demo_writes_results_and_skips_finished_stages(tmp_path):
     assert min(built_peaks) > 0 and rerun["resources"]["peak_rss_mb"] >= max(built_peaks)  # as built
 
     # two seeds: seed 1 is the run above (every stage cached), seed 2 a new one; mean ± sd over both. The first
-    # try is SIGKILLed inside seed 2's RL stage: the rerun redoes that stage and keeps every finished one.
+    # try is SIGKILLed inside seed 2's RL stage — as soon as RL has logged its first line, with its steps, the
+    # checkpoint and the plot still to come (a fixed sleep raced a quiet machine) — the rerun redoes that stage and
+    # keeps every finished one.
     command = [sys.executable, "-m", "prefcap.cli", "demo", "--size", "tiny", "--out", str(tmp_path), "--seed", "1",
                "--seeds", "2", "--diagnostics"]
     with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as killed:
         deadline = time.monotonic() + 300
-        while not (tmp_path / "seed-2" / ".rl.tmp").exists():
+        while not (tmp_path / "seed-2" / ".rl.tmp" / "log.jsonl").exists():
             assert killed.poll() is None and time.monotonic() < deadline, "the demo ended before seed 2's RL stage"
-            time.sleep(0.02)
-        time.sleep(0.5)
+            time.sleep(0.005)
         killed.kill()
     assert not (tmp_path / "seed-2" / "rl").exists() and (tmp_path / "seed-2" / "reward").is_dir()
     seeds = run_cli("demo", "--size", "tiny", "--out", tmp_path, "--seed", "1", "--seeds", "2", "--diagnostics")

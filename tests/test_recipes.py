@@ -6,7 +6,7 @@ import pytest
 
 from prefcap.config import apply_overrides, config_from_file, from_mapping, load_recipe
 from prefcap.demo import DemoConfig, demo_size, stage_names
-from prefcap.demo.sizes import SIZES_DIR
+from prefcap.demo.sizes import SIZES_DIR, DemoSize
 from prefcap.errors import PrefcapError
 from prefcap.reward.model import RewardConfig
 from prefcap.rl.rewards import RewardTerms
@@ -69,6 +69,18 @@ def test_the_reward_terms_are_a_nested_part_of_the_rl_config(tmp_path):
         config_from_file(RLConfig(), recipe, "rl")
     with pytest.raises(PrefcapError, match="clip_relative_coef must be >= 0"):
         apply_overrides(RLConfig(), ["reward_terms.clip_relative_coef=-1"])
+    with pytest.raises(PrefcapError, match="reward_terms is also given whole"):
+        apply_overrides(RLConfig(), ["reward_terms=null", "reward_terms.clap_coef=1"])
+    recipe.write_text("rl:\n  reward_terms:\n  #  clap_coef: 3\n")  # every line commented out: no change
+    assert config_from_file(RLConfig(), recipe, "rl") == RLConfig()
+
+
+def test_only_fields_that_moved_are_pointed_to_their_new_key():
+    """A key that was never a field is unknown, even where a nested config has a field of that name."""
+    fields = {"corpus": {"general_clips": 1, "source_clips": 1, "target_clips": 1, "annotator_pairs": 1}}
+    for key in ("seed", "max_steps", "clap_coef"):
+        with pytest.raises(PrefcapError, match=f"unknown DemoSize field '{key}'"):
+            from_mapping(DemoSize, {**fields, key: 1}, "mine.yaml")
 
 
 def test_the_demo_sizes_load_typed():

@@ -92,8 +92,10 @@ def test_overrides_are_typed_and_unknown_keys_refused():
     config = apply_overrides(_Config(), ["n=3", "rate=1e-3", "name=abc", "flag=true", "limit=none"])
     assert config == _Config(n=3, rate=1e-3, name="abc", flag=True, limit=None)
     assert apply_overrides(_Config(), ["limit=7"]).limit == 7
-    # numbers are read as YAML files read them: an int field takes an integral float, not a fraction
+    # numbers are read as YAML files read them: an int field takes an integral float, not a fraction; an integer
+    # of any length stays exact
     assert apply_overrides(_Config(), ["n=1e3", "flag=0"]) == _Config(n=1000, flag=False)
+    assert apply_overrides(_Config(), ["n=12345678901234567891"]).n == 12345678901234567891
     with pytest.raises(PrefcapError, match="override: n: expected a value of type int, got '2.5'"):
         apply_overrides(_Config(), ["n=2.5"])
     with pytest.raises(PrefcapError, match="unknown _Config field 'nn'"):
@@ -102,6 +104,11 @@ def test_overrides_are_typed_and_unknown_keys_refused():
         apply_overrides(_Config(), ["n=three"])
     with pytest.raises(PrefcapError, match="key=value"):
         apply_overrides(_Config(), ["n"])
+    # a mapping field given twice: the last wins (only a nested config merges)
+    from prefcap.synth.corpus import SynthConfig
+
+    given = apply_overrides(SynthConfig(), ['splits={"train": 0.8, "val": 0.2}', 'splits={"train": 1.0}'])
+    assert given.splits == {"train": 1.0}
 
 
 def test_structured_overrides_build_the_declared_types_and_refuse_bad_entries():

@@ -30,6 +30,11 @@ RENAMED_FIELDS = {
     # transformers' generate and TRL use repetition_penalty for a logit factor; here it is a reward subtraction
     "repetition_penalty": "repetition_coef",
 }
+# Fields that moved into a nested config (RLConfig's reward terms, 2026-12-01): the flat key is refused, naming the
+# dotted one, wherever that dotted key exists.
+MOVED_FIELDS = {name: f"reward_terms.{name}" for name in (
+    "uncertainty_coef", "clip_relative_coef", "clip_relative_clips", "clap_coef", "repetition_coef",
+    "repetition_ngram", "truncation_penalty", "min_words", "max_words", "length_penalty")}
 
 # The sections a recipe file (configs/*.yaml) may hold: one per command that takes a dataclass config.
 CONFIG_SECTIONS = ("sft", "reward", "rl", "dpo")
@@ -44,34 +49,29 @@ def _hints(kind: type) -> dict[str, Any]:
     return {name: hint for name, hint in typing.get_type_hints(kind).items() if name in names}
 
 
-def _nested_path(kind: type, name: str) -> str | None:
-    """The dotted key of a field called `name` inside one of `kind`'s nested configs, if there is one."""
-    for field_name, hint in _hints(kind).items():
-        if dataclasses.is_dataclass(hint):
-            if name in _hints(hint):
-                return f"{field_name}.{name}"
-            deeper = _nested_path(hint, name)
-            if deeper:
-                return f"{field_name}.{deeper}"
-    return None
+def _field_at(kind: type, dotted: str) -> Any:
+    """The declared type at a dotted key of the dataclass `kind` (`reward_terms.clap_coef`), or None."""
+    for part in dotted.split("."):
+        if not dataclasses.is_dataclass(kind) or part not in _hints(kind):
+            return None
+        kind = _hints(kind)[part]
+    return kind
 
 
 def _check_key(kind: type, key: str, where: str) -> None:
-    """Refuse a key that is not a field of the dataclass `kind`: by its new name when it was renamed or moved
+    """Refuse a key that is not a field of the dataclass `kind`: by its new key when it was renamed or moved
     into a nested config, else with the list of fields."""
     hints = _hints(kind)
     if key in hints:
         return
-    new = RENAMED_FIELDS.get(key)
-    if new:
-        path = new if new in hints else _nested_path(kind, new)
-        if path:
-            raise PrefcapError(f"{where}config field {key!r} is now {path!r} (the same meaning, a name that does not "
-                               f"clash with transformers' and TRL's {key}): use {path}")
-    moved = _nested_path(kind, key)
-    if moved:
-        raise PrefcapError(f"{where}{kind.__name__} field {key!r} is now {moved!r} (a field of the nested "
-                           f"{moved.split('.')[0]}): use {moved}")
+    new = RENAMED_FIELDS.get(key, key)
+    path = next((p for p in (new, MOVED_FIELDS.get(new)) if p and p != key and _field_at(kind, p) is not None), None)
+    if path:
+        why = (f"the same meaning, a name that does not clash with transformers' and TRL's {key}"
+               if key in RENAMED_FIELDS else f"a field of the nested {path.split('.')[0]}")
+        how = (f"set it as {path}=VALUE on the command line, or under '{path.split('.')[0]}:' in a YAML file"
+               if "." in path else f"use {path}")
+        raise PrefcapError(f"{where}{kind.__name__} field {key!r} is now {path!r} ({why}): {how}")
     raise PrefcapError(f"{where}unknown {kind.__name__} field {key!r}; fields are: {', '.join(sorted(hints))}")
 
 
@@ -94,9 +94,12 @@ def apply_overrides(config: ConfigT, overrides: list[str]) -> ConfigT:
             if not dataclasses.is_dataclass(kind):
                 raise PrefcapError(f"override {key}: {part} is not a nested config")
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise PrefcapError(f"override {key}: {part} is also given whole ({node!r}); give one or the other")
         _check_key(kind, leaf, f"override {key}: ")
         value = _from_text(text, _hints(kind)[leaf], key)
-        if isinstance(value, dict) and isinstance(node.get(leaf), dict):
+        nested = dataclasses.is_dataclass(_hints(kind)[leaf])
+        if nested and isinstance(value, dict) and isinstance(node.get(leaf), dict):
             node[leaf].update(value)  # reward_terms.min_words=5 'reward_terms={"clap_coef": 1}': both hold
         else:
             node[leaf] = value
@@ -162,8 +165,9 @@ def merged(config: ConfigT, value: Any, source: str, key: str = "") -> ConfigT:
     changes = {}
     for name, item in _checked_mapping(kind, value, source, key).items():
         current = getattr(config, name)
-        if dataclasses.is_dataclass(current) and isinstance(item, dict):
-            changes[name] = merged(current, item, source, f"{key}{name}.")
+        if dataclasses.is_dataclass(current) and (isinstance(item, dict) or item is None):
+            # a YAML section whose lines are all commented out reads as null: it changes nothing
+            changes[name] = merged(current, item or {}, source, f"{key}{name}.")
         else:
             changes[name] = _typed(item, _hints(kind)[name], source, f"{key}{name}")
     return dataclasses.replace(config, **changes)  # type: ignore[type-var]
@@ -172,8 +176,12 @@ def merged(config: ConfigT, value: Any, source: str, key: str = "") -> ConfigT:
 def from_mapping(kind: type[ConfigT], value: Any, source: str, key: str = "") -> ConfigT:
     """`value` (a mapping of field names) as a new dataclass `kind`, its missing fields at their defaults."""
     hints = _hints(kind)
-    return kind(**{name: _typed(item, hints[name], source, f"{key}{name}")
-                   for name, item in _checked_mapping(kind, value, source, key).items()})
+    fields = {name: _typed(item, hints[name], source, f"{key}{name}")
+              for name, item in _checked_mapping(kind, value, source, key).items()}
+    try:
+        return kind(**fields)
+    except TypeError as error:  # a required field left out (here or in a nested config's defaults)
+        raise PrefcapError(f"{_at(source, key)}: {error}") from None
 
 
 def _at(source: str, key: str) -> str:
@@ -210,8 +218,8 @@ def _typed(value: Any, kind: Any, source: str, key: str) -> Any:
             raise PrefcapError(f"{_at(source, key)}: expected one of {', '.join(map(str, typing.get_args(kind)))}, "
                                f"got {value!r}")
         return value
-    if dataclasses.is_dataclass(kind):
-        return from_mapping(kind, value, source, f"{key}.")  # type: ignore[arg-type]
+    if dataclasses.is_dataclass(kind):  # null (all lines commented out): the defaults
+        return from_mapping(kind, {} if value is None else value, source, f"{key}.")  # type: ignore[arg-type]
     if origin is tuple or kind is tuple:
         return _typed_tuple(value, kind, source, key)
     if origin is dict or kind is dict:
@@ -249,6 +257,8 @@ def _scalar(value: Any, kind: Any, where: str) -> Any:
     elif kind is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
+        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+            return int(value)  # exact, however many digits (a seed)
         number = _number(value)
         if number is not None and number.is_integer():
             return int(number)

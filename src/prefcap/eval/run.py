@@ -34,8 +34,7 @@ SYSTEM_NAME = re.compile(r"[\w.+-]+")
 EVAL_ORIGIN = "eval"
 
 
-def load_systems(specs: Sequence[str], clips: Sequence[Clip], progress: bool = True,
-                 device: str | None = None) -> dict[str, dict[str, str]]:
+def load_systems(specs: Sequence[str], clips: Sequence[Clip], progress: bool = True) -> dict[str, dict[str, str]]:
     """NAME=PATH items -> {name: {clip id: caption}} for every clip (captioned or read by `caption_systems`)."""
     sources: dict[str, str] = {}
     for spec in specs:
@@ -49,7 +48,7 @@ def load_systems(specs: Sequence[str], clips: Sequence[Clip], progress: bool = T
         sources[name] = path
     if len(sources) < 2:
         raise PrefcapError("give at least two systems (--system NAME=PATH) to compare")
-    return caption_systems(sources, clips, device=device, progress=progress)
+    return caption_systems(sources, clips, progress=progress)
 
 
 def comparisons(names: Sequence[str], baseline: str | None) -> list[tuple[str, str]]:
