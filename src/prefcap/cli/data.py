@@ -46,13 +46,11 @@ def _encoder_train(args: argparse.Namespace) -> None:
 
 
 def _score(args: argparse.Namespace) -> None:
-    from prefcap.data.records import read_captions, references_by_clip
+    from prefcap.data.records import first_caption_by_clip, read_captions, references_by_clip
     from prefcap.eval.metrics import compute_metrics
 
-    candidates: dict[str, str] = {}
-    for caption in read_captions(args.captions):
-        if args.system is None or caption.source == args.system:
-            candidates.setdefault(caption.clip_id, caption.text)  # the first caption of a clip is scored
+    # the first caption of a clip is scored
+    candidates = first_caption_by_clip(read_captions(args.captions), source=args.system)
     references = references_by_clip(read_captions(args.references))
     if not candidates:
         raise PrefcapError(f"{args.captions}: no captions" + (f" from system {args.system!r}" if args.system else ""))

@@ -150,3 +150,8 @@ def references_by_clip(captions: Iterable[Caption], source: str | None = "refere
         if source is None or caption.source == source:
             references.setdefault(caption.clip_id, []).append(caption.text)
     return references
+
+
+def first_caption_by_clip(captions: Iterable[Caption], source: str | None = None) -> dict[str, str]:
+    """Each clip's first caption text (of `source`; None: of any): a system's one caption per clip."""
+    return {clip_id: texts[0] for clip_id, texts in references_by_clip(captions, source).items()}

@@ -18,7 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from prefcap.data.records import read_captions, read_clips  # noqa: E402
+from prefcap.data.records import first_caption_by_clip, read_captions, read_clips  # noqa: E402
 from prefcap.errors import PrefcapError  # noqa: E402
 from prefcap.eval.systems import SYSTEM_FIELDS  # noqa: E402
 from prefcap.io import atomic_write  # noqa: E402
@@ -247,9 +247,7 @@ def _rl_section(run: Path, rl: dict) -> str:
 def _examples_section(run: Path, out: Path, systems: dict) -> str:
     target = run / "data" / "target"
     clips = {c.id: c for c in read_clips(target / "clips.jsonl") if c.split == "test"}
-    references: dict[str, str] = {}
-    for caption in read_captions(target / "captions.jsonl"):
-        references.setdefault(caption.clip_id, caption.text)
+    references = first_caption_by_clip(read_captions(target / "captions.jsonl"))
     captions = {name: {c.clip_id: c.text for c in read_captions(run / "eval" / f"captions-{name}.jsonl")}
                 for name in systems}
     example_rows = []

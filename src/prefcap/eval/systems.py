@@ -17,7 +17,7 @@ import torch
 from prefcap.captioners.base import Decoding
 from prefcap.captioners.infer import caption_clips
 from prefcap.captioners.load import load_captioner
-from prefcap.data.records import Caption, Choice, Clip, read_captions, write_jsonl
+from prefcap.data.records import Caption, Choice, Clip, first_caption_by_clip, read_captions, write_jsonl
 from prefcap.encoders.base import AudioTextEncoder
 from prefcap.errors import PrefcapError
 from prefcap.eval.metrics import compute_metrics
@@ -39,10 +39,8 @@ def caption_systems(sources: Mapping[str, str | Path], clips: Sequence[Clip], *,
     on fewer clips would not be the same test)."""
     systems: dict[str, dict[str, str]] = {}
     for name, source in sources.items():
-        captions: dict[str, str] = {}
         if str(source).endswith(".jsonl"):
-            for caption in read_captions(source):
-                captions.setdefault(caption.clip_id, caption.text)
+            captions = first_caption_by_clip(read_captions(source))
         else:
             written, rejected = caption_clips(load_captioner(source, device=device), clips, name,
                                               decoding=Decoding(mode="greedy"), progress=progress)
