@@ -13,6 +13,7 @@ refused by name, as are RENAMED_FIELDS and fields that moved into a nested confi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -30,11 +31,9 @@ RENAMED_FIELDS = {
     # transformers' generate and TRL use repetition_penalty for a logit factor; here it is a reward subtraction
     "repetition_penalty": "repetition_coef",
 }
-# Fields that moved into a nested config (RLConfig's reward terms, 2026-12-01): the flat key is refused, naming the
-# dotted one, wherever that dotted key exists.
-MOVED_FIELDS = {name: f"reward_terms.{name}" for name in (
-    "uncertainty_coef", "clip_relative_coef", "clip_relative_clips", "clap_coef", "repetition_coef",
-    "repetition_ngram", "truncation_penalty", "min_words", "max_words", "length_penalty")}
+# Fields that moved into a nested config are named by the config that held them: its class attribute
+# `moved_into` lists the nested fields (RLConfig: ("reward_terms",)) whose fields were once its own, and the flat
+# key is refused, naming the dotted one.
 
 # The sections a recipe file (configs/*.yaml) may hold: one per command that takes a dataclass config.
 CONFIG_SECTIONS = ("sft", "reward", "rl", "dpo")
@@ -43,19 +42,11 @@ CONFIG_SECTIONS = ("sft", "reward", "rl", "dpo")
 # ---- keys ----------------------------------------------------------------------------------------------------------
 
 
+@functools.cache
 def _hints(kind: type) -> dict[str, Any]:
     """The declared type of every field of the dataclass `kind`."""
     names = {f.name for f in dataclasses.fields(kind)}  # type: ignore[arg-type]
     return {name: hint for name, hint in typing.get_type_hints(kind).items() if name in names}
-
-
-def _field_at(kind: type, dotted: str) -> Any:
-    """The declared type at a dotted key of the dataclass `kind` (`reward_terms.clap_coef`), or None."""
-    for part in dotted.split("."):
-        if not dataclasses.is_dataclass(kind) or part not in _hints(kind):
-            return None
-        kind = _hints(kind)[part]
-    return kind
 
 
 def _check_key(kind: type, key: str, where: str) -> None:
@@ -65,7 +56,8 @@ def _check_key(kind: type, key: str, where: str) -> None:
     if key in hints:
         return
     new = RENAMED_FIELDS.get(key, key)
-    path = next((p for p in (new, MOVED_FIELDS.get(new)) if p and p != key and _field_at(kind, p) is not None), None)
+    moved = [f"{nested}.{new}" for nested in getattr(kind, "moved_into", ()) if new in _hints(hints[nested])]
+    path = new if new != key and new in hints else next(iter(moved), None)
     if path:
         why = (f"the same meaning, a name that does not clash with transformers' and TRL's {key}"
                if key in RENAMED_FIELDS else f"a field of the nested {path.split('.')[0]}")

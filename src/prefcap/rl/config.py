@@ -5,6 +5,7 @@ which `prefcap rl --help` prints."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from transformers import SchedulerType
 
@@ -17,6 +18,10 @@ ALGORITHMS = ("scst", "rloo", "grpo")
 @dataclass(frozen=True)
 class RLConfig:
     """The reward RL maximises (its terms and guards, nested) and the optimisation."""
+
+    # the reward terms were RLConfig's own fields until 2026-12-01: a flat key (clap_coef=3) is refused by
+    # prefcap.config, naming its dotted key (reward_terms.clap_coef)
+    moved_into: ClassVar[tuple[str, ...]] = ("reward_terms",)
 
     reward_terms: RewardTerms = field(default_factory=RewardTerms, metadata={
         "help": "the reward: the reward model's score plus and minus these terms (prefcap.rl.rewards)"})
